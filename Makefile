@@ -1,0 +1,30 @@
+# Set-up and everyday commands. `make demo` and `make test` each build .venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tfbench synth demo-data --layout lrs2 --speakers 2 --clips 2 --seconds 3 --seed 0
+	$(BIN)/tfbench probe demo-data/main/*/*.mp4
+
+lint: $(STAMP)
+	$(BIN)/ruff check tfbench tests benchmarks
+	$(BIN)/ruff format --check tfbench tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,11 @@
+"""Command-line interface: a thin Typer layer over the library (each module registers its commands)."""
+
+from tfbench.cli import data, probe, synth, weights  # noqa: F401
+from tfbench.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the `tfbench` script and of `python -m tfbench`."""
+    app()
