@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/tfbench probe demo-data/main/*/*.mp4
 
 lint: $(STAMP)
-	$(BIN)/ruff check tfbench tests benchmarks
-	$(BIN)/ruff format --check tfbench tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -8,8 +8,6 @@ happened so a run can say so. Files are written under a temporary name and renam
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import numpy as np
 
 from tfbench.audio import resample
 from tfbench.errors import MediaError
+from tfbench.fileio import atomic_path
 
 TARGET_FPS = 25.0
 TARGET_SAMPLE_RATE = 16000
@@ -281,11 +280,6 @@ def probe_has_audio(path: str | Path) -> bool:
         return bool(container.streams.audio)
 
 
-def _temporary_sibling(path: Path) -> Path:
-    """A unique name beside `path`: the final rename is atomic and concurrent jobs never clash."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-
-
 def write_video(
     path: str | Path,
     frames: np.ndarray,
@@ -306,27 +300,21 @@ def write_video(
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:
         raise MediaError(f"{path}: frame size {width}x{height} must be even for yuv420p")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            vstream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
-            vstream.options = {"crf": str(crf), "preset": "veryfast"}
-            astream = None
-            if audio is not None:
-                astream = container.add_stream("aac", rate=sample_rate)
-                astream.layout = "mono"
-            for image in frames:
-                container.mux(vstream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-            container.mux(vstream.encode(None))
-            if astream is not None and audio is not None:
-                samples = np.clip(np.asarray(audio, np.float32).reshape(1, -1), -1.0, 1.0)
-                aframe = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
-                aframe.sample_rate, aframe.pts = sample_rate, 0
-                container.mux(astream.encode(aframe))
-                container.mux(astream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        vstream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        vstream.options = {"crf": str(crf), "preset": "veryfast"}
+        astream = None
+        if audio is not None:
+            astream = container.add_stream("aac", rate=sample_rate)
+            astream.layout = "mono"
+        for image in frames:
+            container.mux(vstream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(vstream.encode(None))
+        if astream is not None and audio is not None:
+            samples = np.clip(np.asarray(audio, np.float32).reshape(1, -1), -1.0, 1.0)
+            aframe = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+            aframe.sample_rate, aframe.pts = sample_rate, 0
+            container.mux(astream.encode(aframe))
+            container.mux(astream.encode(None))
     return path

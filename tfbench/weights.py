@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tfbench.errors import WeightsError
+from tfbench.fileio import atomic_write_text
 from tfbench.registry import Registry
 
 Progress = Callable[[int, int | None], None]
@@ -134,15 +135,7 @@ def _write_pin(s: WeightSpec, digest: str) -> None:
     """Record `digest` for `s` in pins.json, written to a temporary file and renamed into place."""
     pins = _read_pins()
     pins[s.name] = {"sha256": digest, "filename": s.filename, "source": s.source}
-    path = home_dir() / "pins.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".pins.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(pins, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_text(home_dir() / "pins.json", json.dumps(pins, indent=2, sort_keys=True) + "\n")
 
 
 def pinned_sha256(name: str) -> str | None:

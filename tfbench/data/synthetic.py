@@ -36,7 +36,6 @@ import csv
 import functools
 import io
 import math
-import os
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -54,6 +53,7 @@ from tfbench.data.synthetic_face import (
     synthesize_speech,
 )
 from tfbench.errors import TfbenchError
+from tfbench.fileio import atomic_write_text
 from tfbench.registry import Registry
 
 WINDOW_FRAMES = 5
@@ -312,19 +312,12 @@ def manifest_rows(config: SynthConfig) -> list[ManifestRow]:
     ]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary name beside `path`, then rename: readers never see half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _write_manifest(out: Path, rows: list[ManifestRow]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)
     writer.writerows(row.as_strings() for row in rows)
-    _write_atomic(out / "manifest.csv", buffer.getvalue())
+    atomic_write_text(out / "manifest.csv", buffer.getvalue())
 
 
 def read_manifest(out_dir: str | Path) -> list[ManifestRow]:
@@ -387,5 +380,5 @@ def write_dataset(
         for s in range(config.speakers)
         for c in range(config.clips)
     ]
-    _write_atomic(out / "test.txt", "".join(line + "\n" for line in lines))
+    atomic_write_text(out / "test.txt", "".join(line + "\n" for line in lines))
     return expected
