@@ -1,0 +1,1 @@
+"""The benchmark runner, the run folder store, statistics and run comparison."""
