@@ -37,6 +37,23 @@ class RunConfigMismatch(TfbenchError):
     """The run folder holds a run made with different settings; resuming would mix two runs."""
 
 
+def config_differences(stored: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+    """The settings (volatile ones aside) in which two run configs differ."""
+    keys = (set(stored) | set(config)) - VOLATILE_CONFIG_KEYS
+    return sorted(key for key in keys if stored.get(key) != config.get(key))
+
+
+def find_resumable(parent: Path, prefix: str, config: Mapping[str, Any]) -> Path | None:
+    """The newest run folder `parent/prefix*` made with the same settings, so a rerun resumes it."""
+    if not parent.is_dir():
+        return None
+    for folder in sorted(parent.glob(f"{prefix}*"), reverse=True):
+        stored = RunStore(folder).read_config() if (folder / "config.yaml").is_file() else None
+        if stored is not None and not config_differences(stored, config):
+            return folder
+    return None
+
+
 def _part_name(sample_id: str) -> str:
     return hashlib.sha1(sample_id.encode("utf-8")).hexdigest()[:20] + ".parquet"
 
@@ -77,11 +94,7 @@ class RunStore:
         """Start or resume a run: write config.yaml, or refuse if the folder holds a different run."""
         stored = self.read_config()
         if stored is not None:
-            differing = sorted(
-                key
-                for key in (set(stored) | set(config)) - VOLATILE_CONFIG_KEYS
-                if stored.get(key) != config.get(key)
-            )
+            differing = config_differences(stored, config)
             if differing:
                 detail = "; ".join(f"{k}: {stored.get(k)!r} -> {config.get(k)!r}" for k in differing)
                 raise RunConfigMismatch(

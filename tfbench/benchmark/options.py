@@ -1,0 +1,105 @@
+"""The settings of one run, and the record of them that config.yaml keeps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfbench import __version__, weights
+from tfbench.benchmark.distributed import DistributedContext
+from tfbench.benchmark.results import find_resumable
+from tfbench.data.loading import LoadProtocol
+from tfbench.errors import WeightsError
+
+DEFAULT_METRICS = ("lse", "ssim", "psnr", "lpips", "fid")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What `tfbench run` was asked to do. `out` defaults to runs/<model>-<dataset>-<split>-<timestamp>."""
+
+    model: str
+    dataset: str
+    root: Path
+    split: str = "test"
+    protocol: LoadProtocol = "reconstruction"
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    out: Path | None = None
+    limit: int | None = None
+    detector: str = "s3fd"
+    face_preset: str = "wav2lip"
+    overrides: dict[str, Path] = field(default_factory=dict)
+    workers: int = 2
+    fid_resize: str = "pytorch_fid"
+    ssim_variant: str = "skimage"
+    seed: int = 0
+    started: str = field(default_factory=lambda: dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+    @property
+    def run_prefix(self) -> str:
+        return f"{self.model}-{self.dataset}-{self.split}-"
+
+    def out_dir(self, record: dict[str, Any]) -> Path:
+        """--out, else the newest runs/<model>-<dataset>-<split>-* folder with the same settings (a rerun
+        resumes it), else a new timestamped folder."""
+        if self.out is not None:
+            return Path(self.out)
+        runs = Path("runs")
+        return find_resumable(runs, self.run_prefix, record) or runs / f"{self.run_prefix}{self.started}"
+
+    def config_record(
+        self, dist: DistributedContext, metric_settings: dict[str, str], weight_names: list[str]
+    ) -> dict[str, Any]:
+        """Everything that identifies the run (compared on resume) plus what a reader needs to trust it."""
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "root": str(Path(self.root).resolve()),
+            "split": self.split,
+            "protocol": self.protocol,
+            "metrics": list(self.metrics),
+            "detector": self.detector,
+            "face_preset": self.face_preset,
+            "fid_resize": self.fid_resize,
+            "ssim_variant": self.ssim_variant,
+            "seed": self.seed,
+            "weights": {name: _weight_record(name, self.overrides) for name in sorted(set(weight_names))},
+            "metric_settings": metric_settings,
+            "world_size": dist.world_size,
+            "limit": self.limit,
+            "command": " ".join(sys.argv),
+            "started": self.started,
+            "tfbench_version": __version__,
+            "git_commit": _git_commit(),
+            "host": platform.node(),
+            "device": dist.device,
+        }
+
+
+def _weight_record(name: str, overrides: dict[str, Path]) -> dict[str, str | None]:
+    """Path and sha256 of a weight file the run used (None where it is missing: the run will say so)."""
+    try:
+        path = weights.resolve(name, overrides)
+    except WeightsError:  # reported by the loader that needs the file, with the fetch command
+        return {"path": None, "sha256": None}
+    return {"path": str(path), "sha256": weights.sha256_file(path)}
+
+
+def _git_commit() -> str | None:
+    """The commit of the tfbench checkout, where it is one (an installed wheel has none)."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
