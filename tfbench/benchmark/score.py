@@ -1,0 +1,150 @@
+"""`tfbench score`: metrics for videos another tool generated, optionally against ground-truth videos.
+
+Generated videos are matched to ground-truth videos by relative path (the `folder` dataset with a
+reference folder). Faces are tracked on the ground truth (or, without one, on the generated video) and
+BOTH sides are cut with the same windows, so a crop difference can never pass for a quality difference
+(a pitfall of peer evaluation code: FID on crops made differently for GT and generated frames). The
+result is an ordinary run folder, so `compare` and `report` work on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tfbench.benchmark.distributed import DistributedContext
+from tfbench.benchmark.results import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, RunStore
+from tfbench.benchmark.summary import write_summary
+from tfbench.data import Sample, load_samples
+from tfbench.data.crop_cache import CropCache
+from tfbench.data.faces import FaceCrops, preset
+from tfbench.data.faces_crop import CropPlan, apply_plan
+from tfbench.errors import TfbenchError
+from tfbench.media import read_video
+from tfbench.metrics.suite import Clip, MetricSettings, MetricSuite
+
+FPS, SAMPLE_RATE = 25.0, 16000
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """What to score: `path` (a folder of mp4 files), `reference` (ground-truth folder) or None."""
+
+    path: Path
+    out: Path
+    reference: Path | None = None
+    metrics: tuple[str, ...] = ("lse",)
+    detector: str = "s3fd"
+    overrides: dict[str, Path] = field(default_factory=dict)
+    fid_resize: str = "pytorch_fid"
+
+    def config_record(self, settings: dict[str, str]) -> dict[str, object]:
+        return {
+            "model": f"videos:{self.path.resolve()}",
+            "dataset": "folder",
+            "root": str(self.path.resolve()),
+            "reference": None if self.reference is None else str(self.reference.resolve()),
+            "metrics": list(self.metrics),
+            "detector": self.detector,
+            "fid_resize": self.fid_resize,
+            "metric_settings": settings,
+        }
+
+
+def _cut(frames: np.ndarray, crops: FaceCrops, n: int, size: int, pad: int) -> np.ndarray:
+    """Cut `frames` with the first `n` windows of `crops` (made on the ground truth)."""
+    plan = CropPlan(crops.windows[:n], crops.face_boxes[:n], size, pad)
+    return apply_plan(frames[crops.frame_indices[:n]], plan)
+
+
+class Scorer:
+    """Scores a folder of generated videos; metrics and the crop cache are built once."""
+
+    def __init__(self, options: ScoreOptions, dist: DistributedContext) -> None:
+        self.options = options
+        settings = MetricSettings(
+            device=dist.device, overrides=dict(options.overrides), fid_resize=options.fid_resize
+        )
+        self.suite = MetricSuite(options.metrics, settings)
+        if self.suite.needs_target and options.reference is None:
+            raise TfbenchError(
+                "full-reference metrics (ssim, psnr, lpips, fid, lmd, ...) need --reference GT_DIR"
+            )
+        self.cache = CropCache(weights=options.overrides, device=dist.device)
+        self.crop_settings = preset("wav2lip", detector=options.detector, coverage="full", min_track=0)
+        self.lse_settings = preset(
+            "syncnet_pipeline", detector=options.detector, coverage="full", min_track=0, min_face_size=0
+        )
+        self.store = RunStore(options.out)
+
+    def score_sample(self, sample: Sample) -> dict[str, object]:
+        started = time.perf_counter()
+        generated = read_video(sample.video)
+        truth_path = sample.ground_truth or sample.video
+        truth = read_video(truth_path) if sample.ground_truth is not None else generated
+        if generated.frames.shape[1:3] != truth.frames.shape[1:3]:
+            raise TfbenchError(
+                f"{sample.video}: frame size {generated.frames.shape[1:3]} differs from its ground truth "
+                f"{truth_path} {truth.frames.shape[1:3]}"
+            )
+        faces = self.cache.get_or_compute(truth_path, self.crop_settings)
+        if not faces.ok:
+            return {"status": STATUS_SKIPPED, "reason": f"face: {faces.skip_reason}"}
+        assert generated.audio is not None
+        n = min(len(faces), generated.n_frames, truth.n_frames, int(len(generated.audio) * FPS / SAMPLE_RATE))
+        if n < 1:
+            return {"status": STATUS_SKIPPED, "reason": "no frame with audio"}
+        size = self.crop_settings.crop_size
+        generated_224 = None
+        if self.suite.needs_224:
+            lse = self.cache.get_or_compute(truth_path, self.lse_settings)
+            if not lse.ok:
+                return {"status": STATUS_SKIPPED, "reason": f"face (224 crop): {lse.skip_reason}"}
+            generated_224 = _cut(generated.frames, lse, n, 224, self.lse_settings.pad_value)
+        clip = Clip(
+            sample.id,
+            _cut(generated.frames, faces, n, size, 0),
+            generated.audio[: round(n * SAMPLE_RATE / FPS)],
+            faces.crops[:n] if sample.ground_truth is not None else None,
+            generated_224,
+        )
+        values = self.suite.update(clip)
+        return {
+            "status": STATUS_OK,
+            "reason": None,
+            "n_frames": n,
+            "seconds": time.perf_counter() - started,
+            **values,
+        }
+
+    def samples(self) -> list[Sample]:
+        """The videos under `path` (matched to `reference` by relative path), or the single file `path`."""
+        path, reference = self.options.path, self.options.reference
+        if not path.is_file():
+            return load_samples("folder", path, reference=reference)
+        if reference is not None and not reference.is_file():
+            raise TfbenchError(f"--reference {reference}: scoring one video needs one ground-truth file")
+        return [Sample(path.stem, path, path, reference or path, "folder", "all", ground_truth=reference)]
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> RunStore:
+        samples = self.samples()
+        self.store.open(self.options.config_record(self.suite.settings_record()))
+        done = self.store.finished_ids()
+        todo = [s for s in samples if s.id not in done]
+        for index, sample in enumerate(todo):
+            row: dict[str, object] = {"sample_id": sample.id, "video": str(sample.video)}
+            try:
+                row.update(self.score_sample(sample))
+            except TfbenchError as exc:
+                row.update({"status": STATUS_FAILED, "reason": str(exc)})
+            self.store.write_row(row)
+            if progress is not None:
+                progress(index + 1, len(todo))
+        table = self.store.write_results()
+        extra = {"crop_cache_hits": self.cache.hits, "crop_cache_misses": self.cache.misses}
+        write_summary(self.store, table, self.suite.directions(), self.suite.compute(), extra)
+        return self.store
