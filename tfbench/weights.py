@@ -376,10 +376,17 @@ for _spec in (
         sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02", sha256_prefix="7be5be79",
         location="torch_hub", note="HF mirrors: blanchon/image-gs-models-utils, CSWRY/VOSR; about 244 MB",
     ),
+    WeightSpec(
+        "vgg19", "torchvision VGG19, the perceptual-loss backbone for training the paper's generators",
+        "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "vgg19-dcbb9e9d.pth",
+        "torch state_dict (torchvision VGG19 IMAGENET1K_V1; only features.* is used)",
+        "BSD-3-Clause (torchvision), ImageNet", sha256_prefix="dcbb9e9d", location="torch_hub",
+        note="about 548 MB; full sha256 pinned on first verified download",
+    ),
     *(
         WeightSpec(
             f"{data}_pairs", f"Wav2Lip's {data.upper()} test pairs for dubbing evaluation ({lines} lines)",
-            f"{_W2L_LISTS}{data}.txt", f"{data}_test_pairs.txt", "text file list: 'videoA audioB' per line",
+            f"{_W2L_LISTS}{data}.txt", f"{data}_test_pairs.txt", "text list: 'audioClip videoClip' per line",
             licence, sha256=sha, size=size, note="git blob at Rudrabha/Wav2Lip master",
         )
         for data, lines, size, licence, sha in (
