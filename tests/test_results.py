@@ -48,9 +48,9 @@ def test_resume_with_other_settings_names_the_fields(tmp_path: Path) -> None:
 def test_summary_json_has_no_nan(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.open({})
-    store.write_summary({"psnr": {"mean": float("nan"), "n": np.int64(0)}})
+    store.write_summary({"psnr": {"mean": float("nan"), "max": float("inf"), "n": np.int64(0)}})
     data = json.loads(store.summary_path.read_text())
-    assert data == {"psnr": {"mean": None, "n": 0}}
+    assert data == {"psnr": {"mean": None, "max": "inf", "n": 0}}
 
 
 def test_summary_statistics() -> None:

@@ -138,7 +138,7 @@ class RunStore:
         return table
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
-        """summary.json, written atomically; NaN and inf become null (JSON has neither)."""
+        """summary.json, written atomically; JSON has no NaN or inf: NaN becomes null, +-inf "inf"/"-inf"."""
         atomic_write_text(self.summary_path, json.dumps(_json_safe(summary), indent=2, sort_keys=True) + "\n")
 
     def read_summary(self) -> dict[str, Any]:
@@ -153,8 +153,10 @@ def _json_safe(value: Any) -> Any:
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return _json_safe(value.item())
     return value

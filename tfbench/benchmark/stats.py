@@ -1,8 +1,8 @@
 """Statistics over per-video values: mean, std, bootstrap confidence intervals and paired comparisons.
 
 Confidence intervals resample videos (the unit a benchmark generalises over) with a fixed seed, so the same
-results give the same interval on every machine. Non-finite values (a skipped clip's NaN) are excluded and
-the denominator `n` says how many values were used.
+results give the same interval on every machine. NaN (a clip a metric could not score) is excluded and the
+denominator `n` says how many values were used.
 """
 
 from __future__ import annotations
@@ -45,16 +45,18 @@ class PairedComparison:
     n: int
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
+def _present(values: np.ndarray) -> np.ndarray:
+    """The values that exist: NaN marks a video a metric could not score; an infinite value (the PSNR of
+    identical frames) is a real result and is kept, so it shows in the mean instead of vanishing."""
     values = np.asarray(values, dtype=np.float64)
-    return values[np.isfinite(values)]
+    return values[~np.isnan(values)]
 
 
 def bootstrap_ci(
     values: np.ndarray, n_boot: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values` (finite values only); NaN when fewer than 2."""
-    data = _finite(values)
+    """Percentile bootstrap interval of the mean of `values` (NaN left out); NaN when fewer than 2."""
+    data = _present(values)
     if data.size < 2:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
@@ -67,7 +69,7 @@ def bootstrap_ci(
 def summarize(values: np.ndarray) -> Summary:
     """Summary of one metric's per-video values."""
     raw = np.asarray(values, dtype=np.float64)
-    data = _finite(raw)
+    data = _present(raw)
     low, high = bootstrap_ci(data)
     return Summary(
         mean=float(data.mean()) if data.size else float("nan"),
@@ -80,7 +82,8 @@ def summarize(values: np.ndarray) -> Summary:
 
 
 def paired_comparison(a: np.ndarray, b: np.ndarray) -> PairedComparison:
-    """Compare two runs on the same samples (aligned arrays); pairs with a non-finite side are dropped."""
+    """Compare two runs on the same samples (aligned arrays); pairs with a NaN or infinite side are dropped
+    (a difference with an infinity has no finite mean)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"paired values must align, got {a.shape} and {b.shape}")

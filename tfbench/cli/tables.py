@@ -10,9 +10,17 @@ from rich.table import Table
 
 
 def _number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _mean_with_ci(stats: Mapping[str, Any]) -> str:
+    """ "mean ±h" with h the half-width of the 95% CI (the exact bounds are in summary.json)."""
+    mean, low, high = stats.get("mean"), stats.get("ci_low"), stats.get("ci_high")
+    if not isinstance(low, float) or not isinstance(high, float) or not math.isfinite(high - low):
+        return _number(mean)
+    return f"{_number(mean)} ±{(high - low) / 2:.2g}"
 
 
 def summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> Table:
@@ -25,7 +33,7 @@ def summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> Table:
         for key, value in summary.get("dataset_metrics", {}).items():
             if isinstance(value, int | float) and key not in dataset_keys:
                 dataset_keys.append(key)
-    table = Table(title="tfbench results (mean [95% CI] over videos)")
+    table = Table(title="tfbench results: mean over videos ±half-width of the 95% CI")
     table.add_column("run")
     for key, higher in keys.items():
         table.add_column(f"{key} {'↑' if higher else '↓'}", justify="right")
@@ -36,11 +44,7 @@ def summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> Table:
         cells = [name]
         for key in keys:
             stats = summary.get("metrics", {}).get(key)
-            if stats is None:
-                cells.append("-")
-            else:
-                ci = f" [{_number(stats['ci_low'])}, {_number(stats['ci_high'])}]"
-                cells.append(_number(stats["mean"]) + (ci if stats.get("ci_low") is not None else ""))
+            cells.append("-" if stats is None else _mean_with_ci(stats))
         cells += [_number(summary.get("dataset_metrics", {}).get(key)) for key in dataset_keys]
         cells.append(f"{summary.get('n_ok', 0)}/{summary.get('n_skipped', 0)}/{summary.get('n_failed', 0)}")
         table.add_row(*cells)

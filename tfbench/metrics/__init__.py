@@ -1,8 +1,9 @@
 """Metrics: a functional core per metric plus a thin torchmetrics `Metric` that declares its direction.
 
 Sync: `lse_for_clip` / `LSE` (LSE-D lower-better, LSE-C higher-better; syncnet_python's algorithm, see
-`tfbench.metrics.lse`). The torchmetrics classes are imported on first use, so the functional core stays
-cheap to import.
+`tfbench.metrics.lse`), `ExpertSync` (Wav2Lip's expert). Visual: `FID`, `SSIM`, `PSNR`, `LPIPS`; `LMD`;
+`IdentitySimilarity`. `METRICS` / `MetricSuite`: every metric behind the per-clip interface runs use.
+The torchmetrics classes are imported on first use, so the functional core stays cheap to import.
 """
 
 from __future__ import annotations
@@ -18,15 +19,42 @@ from tfbench.metrics.lse import (
 )
 
 if TYPE_CHECKING:
+    from tfbench.metrics.expert_sync import ExpertSync
+    from tfbench.metrics.fid import FID
+    from tfbench.metrics.identity import IdentitySimilarity
+    from tfbench.metrics.landmark_distance import LMD
     from tfbench.metrics.lse_metric import LSE
+    from tfbench.metrics.perceptual import LPIPS
+    from tfbench.metrics.suite import METRICS, MetricSuite
+    from tfbench.metrics.visual import PSNR, SSIM
 
-_LAZY = {"LSE": "tfbench.metrics.lse_metric"}
+_LAZY = {
+    "LSE": "tfbench.metrics.lse_metric",
+    "PSNR": "tfbench.metrics.visual",
+    "SSIM": "tfbench.metrics.visual",
+    "LPIPS": "tfbench.metrics.perceptual",
+    "FID": "tfbench.metrics.fid",
+    "LMD": "tfbench.metrics.landmark_distance",
+    "IdentitySimilarity": "tfbench.metrics.identity",
+    "ExpertSync": "tfbench.metrics.expert_sync",
+    "METRICS": "tfbench.metrics.suite",
+    "MetricSuite": "tfbench.metrics.suite",
+}
 
 __all__ = [
+    "FID",
+    "LMD",
+    "LPIPS",
     "LSE",
     "LSE_PROTOCOL",
     "LSE_PROTOCOL_VERSION",
+    "METRICS",
+    "PSNR",
+    "SSIM",
+    "ExpertSync",
+    "IdentitySimilarity",
     "LSEResult",
+    "MetricSuite",
     "lse_for_clip",
     "lse_for_clip_wav",
 ]
