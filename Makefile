@@ -12,9 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+DEMO_RUN := --dataset synthetic --root demo-data --detector none --metrics psnr,ssim,lmd
+
 demo: $(STAMP)
 	$(BIN)/tfbench synth demo-data --layout lrs2 --speakers 2 --clips 2 --seconds 3 --seed 0
 	$(BIN)/tfbench probe demo-data/main/*/*.mp4
+	$(BIN)/tfbench run --model gt $(DEMO_RUN) --out runs/demo-gt
+	$(BIN)/tfbench run --model static $(DEMO_RUN) --out runs/demo-static
+	$(BIN)/tfbench compare runs/demo-gt runs/demo-static
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -27,4 +32,4 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-data runs/demo-gt runs/demo-static .pytest_cache .mypy_cache .ruff_cache

@@ -12,13 +12,14 @@ None needs weights, so all run anywhere in no time and show what a metric can an
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from tfbench.errors import TfbenchError
-from tfbench.models.protocol import GenerationRequest, TalkingFaceModel, register_model
+from tfbench.models.protocol import GenerationRequest, ModelOptions, TalkingFaceModel, register_model
 
 DEFAULT_SHIFT = 8
 """Frames of audio-video shift for `shifted`: beyond Wav2Lip's +-5-frame sync window, well inside +-15."""
@@ -50,16 +51,38 @@ class StaticFrame(_ReferenceBaseline):
         return np.repeat(request.faces[:1], request.n_frames, axis=0)
 
 
+@dataclass(frozen=True)
+class ShiftedOptions(ModelOptions):
+    """`tfbench run --model shifted --shift K` (or `--model-option shift=K`)."""
+
+    shift: int = field(
+        default=DEFAULT_SHIFT,
+        metadata={"help": "frames the video lags its audio (negative: leads); not 0"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.shift == 0:
+            raise TfbenchError("shifted: a shift of 0 frames is the gt baseline")
+
+
 @register_model("shifted")
 class ShiftedGroundTruth(_ReferenceBaseline):
-    description: ClassVar[str] = (
-        f"ground truth moved against its audio ({DEFAULT_SHIFT} frames): known-bad sync"
-    )
+    description: ClassVar[str] = "ground truth moved against its audio by `shift` frames: known-bad sync"
+    options_class = ShiftedOptions
 
     def __init__(self, shift: int = DEFAULT_SHIFT) -> None:
         if shift == 0:
             raise TfbenchError("shifted: a shift of 0 frames is the gt baseline")
         self.shift = shift
+
+    @classmethod
+    def load(
+        cls,
+        device: str = "cpu",
+        overrides: dict[str, Path] | None = None,
+        options: ShiftedOptions | None = None,
+    ) -> ShiftedGroundTruth:
+        return cls((options or ShiftedOptions()).shift)
 
     def generate(self, request: GenerationRequest) -> np.ndarray:
         source = np.clip(np.arange(request.n_frames) - self.shift, 0, request.n_frames - 1)

@@ -34,6 +34,7 @@ class RunOptions:
     detector: str = "s3fd"
     face_preset: str = "wav2lip"
     overrides: dict[str, Path] = field(default_factory=dict)
+    model_options: dict[str, str] = field(default_factory=dict)  # KEY=VALUE strings for the model's load
     workers: int = 2
     fid_resize: str = "pytorch_fid"
     ssim_variant: str = "skimage"
@@ -53,11 +54,20 @@ class RunOptions:
         return find_resumable(runs, self.run_prefix, record) or runs / f"{self.run_prefix}{self.started}"
 
     def config_record(
-        self, dist: DistributedContext, metric_settings: dict[str, str], weight_names: list[str]
+        self,
+        dist: DistributedContext,
+        metric_settings: dict[str, str],
+        weight_names: list[str],
+        model_options: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Everything that identifies the run (compared on resume) plus what a reader needs to trust it."""
+        """Everything that identifies the run (compared on resume) plus what a reader needs to trust it.
+
+        `model_options` (every option of the model, defaults included) is kept only for a model that has
+        options, so run folders of option-less models written before options existed still resume.
+        """
         return {
             "model": self.model,
+            **({"model_options": dict(model_options)} if model_options else {}),
             "dataset": self.dataset,
             "root": str(Path(self.root).resolve()),
             "split": self.split,

@@ -29,7 +29,13 @@ from tfbench.data.faces_crop import CropPlan, apply_plan
 from tfbench.errors import TfbenchError
 from tfbench.media import read_audio, read_video, write_video
 from tfbench.metrics.suite import Clip, MetricSettings, MetricSuite, refuse_full_reference
-from tfbench.models.protocol import MODELS, GenerationRequest, TalkingFaceModel, check_output
+from tfbench.models.protocol import (
+    GenerationRequest,
+    TalkingFaceModel,
+    check_output,
+    load_model,
+    parse_model_options,
+)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -72,7 +78,10 @@ class Runner:
         self.dist = dist
         self.cache = CropCache(weights=options.overrides, device=dist.device)
         self.generation_settings, self.lse_settings = face_settings(options)
-        self.model: TalkingFaceModel = MODELS.get(options.model).load(dist.device, options.overrides)
+        self.model_options = parse_model_options(options.model, options.model_options)
+        self.model: TalkingFaceModel = load_model(
+            options.model, dist.device, options.overrides, self.model_options
+        )
         if self.model.crop_size != self.generation_settings.crop_size:
             raise TfbenchError(
                 f"model {options.model} takes {self.model.crop_size} px crops but face preset "
@@ -158,7 +167,9 @@ class Runner:
     def run(self, progress: ProgressCallback | None = None) -> RunStore:
         """Process every unfinished sample of this rank, then (rank 0) write results and summary."""
         used = [*self.model.weights, *(w for m in self.suite.metrics.values() for w in m.weights)]
-        record = self.options.config_record(self.dist, self.suite.settings_record(), used)
+        record = self.options.config_record(
+            self.dist, self.suite.settings_record(), used, self.model_options.record()
+        )
         self.store = RunStore(self.options.out_dir(record))
         self.store.open(record)
         done = self.store.finished_ids()

@@ -70,6 +70,11 @@ def summarize(values: np.ndarray) -> Summary:
     """Summary of one metric's per-video values."""
     raw = np.asarray(values, dtype=np.float64)
     data = _present(raw)
+    with np.errstate(invalid="ignore"):  # an infinite PSNR makes std and the CI NaN, which is the answer
+        return _summary(raw, data)
+
+
+def _summary(raw: np.ndarray, data: np.ndarray) -> Summary:
     low, high = bootstrap_ci(data)
     return Summary(
         mean=float(data.mean()) if data.size else float("nan"),

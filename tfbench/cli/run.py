@@ -33,6 +33,13 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Only the first N samples (sorted by id).")] = None,
     detector: Annotated[str, typer.Option(help="Face detector: s3fd, s3fd_fan, dlib or none.")] = "s3fd",
     weights: Annotated[list[str] | None, typer.Option("--weights", help="NAME=PATH, repeatable.")] = None,
+    model_option: Annotated[
+        list[str] | None,
+        typer.Option("--model-option", help="KEY=VALUE, repeatable: a model option (see `tfbench models`)."),
+    ] = None,
+    shift: Annotated[
+        int | None, typer.Option(help="Frames of shift for `--model shifted` (= --model-option shift=K).")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Threads preparing the next samples.")] = 2,
     fid_resize: Annotated[str, typer.Option(help="pytorch_fid or clean.")] = "pytorch_fid",
 ) -> None:
@@ -40,8 +47,11 @@ def run(
     from tfbench.benchmark.distributed import init_distributed
     from tfbench.benchmark.options import RunOptions
     from tfbench.benchmark.runner import Runner
+    from tfbench.models.protocol import parse_key_values
     from tfbench.weights import parse_overrides
 
+    sugar = [f"shift={shift}"] if shift is not None else []
+    model_options = parse_key_values([*(model_option or []), *sugar])
     run_options = RunOptions(
         model=model,
         dataset=dataset,
@@ -53,6 +63,7 @@ def run(
         limit=limit,
         detector=detector,
         overrides=parse_overrides(weights or []),
+        model_options=model_options,
         workers=workers,
         fid_resize=fid_resize,
     )

@@ -17,7 +17,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lpips
 import torch
@@ -118,6 +118,7 @@ class LPIPS(VideoMeanMetric):
 
     key = "lpips"
     higher_is_better = False
+    DIRECTIONS: ClassVar[dict[str, bool]] = {"lpips": False}
     plot_lower_bound = 0.0
 
     def __init__(

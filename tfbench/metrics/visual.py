@@ -268,6 +268,7 @@ class PSNR(VideoMeanMetric):
 
     key = "psnr"
     higher_is_better = True
+    DIRECTIONS: ClassVar[dict[str, bool]] = {"psnr": True}
     plot_lower_bound = 0.0
 
     def _per_frame(self, preds: Tensor, target: Tensor) -> Tensor:
@@ -285,6 +286,7 @@ class SSIM(VideoMeanMetric):
 
     key = "ssim"
     higher_is_better = True
+    DIRECTIONS: ClassVar[dict[str, bool]] = {"ssim": True}
     plot_lower_bound = -1.0
     plot_upper_bound = 1.0
 
