@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tfbench.data.splits import PairOrder
 
 data_app = typer.Typer(no_args_is_help=True)
-app.add_typer(data_app, name="data", help="Check datasets (present, missing, unreadable files) before a run.")
+app.add_typer(data_app, name="data", help="Check datasets and fill the face-crop cache before a run.")
 
 
 def _summary(report: DatasetReport) -> Table:
