@@ -14,7 +14,18 @@ from tfbench.cli import app
 from tfbench.cli.app import resolve_device
 from tfbench.errors import TfbenchError
 
-EXPECTED_COMMANDS = {"compare", "data", "models", "probe", "run", "runs", "score", "synth", "weights"}
+EXPECTED_COMMANDS = {
+    "compare",
+    "data",
+    "models",
+    "probe",
+    "report",
+    "run",
+    "runs",
+    "score",
+    "synth",
+    "weights",
+}
 
 
 def test_help_lists_the_commands_with_descriptions() -> None:
