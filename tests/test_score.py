@@ -71,5 +71,7 @@ def test_cli_writes_json(folders: tuple[Path, Path, Path], tmp_path: Path) -> No
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["summary"]["n_ok"] == 2 and len(data["videos"]) == 2
-    assert {"lse_d", "lse_c", "av_offset", "lse_curve"} <= set(data["videos"][0])
+    assert set(data) == {"videos", "summary"} and len(data["videos"]) == 2
+    assert {"id", "lse_d", "lse_c", "av_offset", "lse_curve"} <= set(data["videos"][0])
+    assert set(data["summary"]) == {"lse_d", "lse_c"}
+    assert set(data["summary"]["lse_d"]) == {"mean", "std", "n"} and data["summary"]["lse_d"]["n"] == 2

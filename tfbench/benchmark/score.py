@@ -9,10 +9,12 @@ result is an ordinary run folder, so `compare` and `report` work on it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,3 +150,20 @@ class Scorer:
         extra = {"crop_cache_hits": self.cache.hits, "crop_cache_misses": self.cache.misses}
         write_summary(self.store, table, self.suite.directions(), self.suite.compute(), extra)
         return self.store
+
+
+def score_json(store: RunStore) -> dict[str, Any]:
+    """The `--json` document: `{"videos": [{"id", values...}], "summary": {metric: {"mean", "std", "n"}}}`.
+
+    Per-clip keys are those of results.parquet (lse_d, lse_c, av_offset, ssim, ...); dataset-level values
+    (fid) join the summary with n = frames."""
+    rows = json.loads(store.rows().rename(columns={"sample_id": "id"}).to_json(orient="records"))
+    summary = store.read_summary()
+    flat: dict[str, Any] = {
+        key: {"mean": stats["mean"], "std": stats["std"], "n": stats["n"]}
+        for key, stats in summary["metrics"].items()
+    }
+    for key, value in summary["dataset_metrics"].items():
+        if key == "fid":
+            flat[key] = {"mean": value, "std": None, "n": summary["dataset_metrics"].get("fid_frames")}
+    return {"videos": rows, "summary": flat}

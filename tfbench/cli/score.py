@@ -30,7 +30,7 @@ def score(
 ) -> None:
     """Score videos generated elsewhere (no generation), per video and over the set."""
     from tfbench.benchmark.distributed import DistributedContext
-    from tfbench.benchmark.score import ScoreOptions, Scorer
+    from tfbench.benchmark.score import ScoreOptions, Scorer, score_json
     from tfbench.fileio import atomic_write_text
     from tfbench.weights import parse_overrides
 
@@ -52,5 +52,4 @@ def score(
     console.print(summary_table({path.name: summary}))
     console.print(f"run folder: {store.run_dir}")
     if json_out is not None:
-        rows = json.loads(store.rows().to_json(orient="records"))
-        atomic_write_text(json_out, json.dumps({"summary": summary, "videos": rows}, indent=2) + "\n")
+        atomic_write_text(json_out, json.dumps(score_json(store), indent=2) + "\n")
