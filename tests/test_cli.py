@@ -24,6 +24,7 @@ EXPECTED_COMMANDS = {
     "runs",
     "score",
     "synth",
+    "train",
     "weights",
 }
 

@@ -372,7 +372,7 @@ def test_every_real_entry_is_complete() -> None:
         if s.location == "torch_hub":
             assert s.sha256_prefix and f"-{s.sha256_prefix}." in s.filename, name
         if s.manual:
-            assert "drive.google.com/drive/folders/" in s.source, name
+            assert "drive.google.com/drive/folders/" in s.source or s.source.startswith("file://"), name
         paths.add((s.location, s.filename))
     assert len(paths) == len(weights.WEIGHTS), "two entries share a cache path"
     assert weights.spec("fid_inception").filename == "pt_inception-2015-12-05-6726825d.pth"

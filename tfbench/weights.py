@@ -186,8 +186,7 @@ def _missing_message(s: WeightSpec, path: Path) -> str:
         f"sha256 {full}" if full else f"sha256 starting {prefix}" if prefix else "sha256 not pinned yet"
     )
     how = (
-        f"it cannot be downloaded automatically: download {s.filename} by hand from {s.source}, put it there"
-        f" and check it with `tfbench weights verify {s.name}`"
+        f"it cannot be downloaded automatically: download {s.filename} by hand from {s.source} to there"
         if s.manual
         else f"run `tfbench weights fetch {s.name}`, or put a manually downloaded copy of {s.source} there"
     )
@@ -376,12 +375,14 @@ for _spec in (
         sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02", sha256_prefix="7be5be79",
         location="torch_hub", note="HF mirrors: blanchon/image-gs-models-utils, CSWRY/VOSR; about 244 MB",
     ),
+    WeightSpec("ours", "the paper's G_S + G_L from `tfbench train generator` (no public checkpoint exists)",
+               "file://OUT/last.pt", "ours_generator.pt", "tfbench training checkpoint (stage 'generator')",
+               "trained locally; the training data's licence applies", manual=True),
     WeightSpec(
         "vgg19", "torchvision VGG19, the perceptual-loss backbone for training the paper's generators",
         "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "vgg19-dcbb9e9d.pth",
-        "torch state_dict (torchvision VGG19 IMAGENET1K_V1; only features.* is used)",
-        "BSD-3-Clause (torchvision), ImageNet", sha256_prefix="dcbb9e9d", location="torch_hub",
-        note="about 548 MB; full sha256 pinned on first verified download",
+        "torch state_dict (torchvision VGG19 IMAGENET1K_V1; features.* used)", "BSD-3-Clause, ImageNet",
+        sha256_prefix="dcbb9e9d", location="torch_hub", note="about 548 MB; sha256 pinned on first download",
     ),
     *(
         WeightSpec(

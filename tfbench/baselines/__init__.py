@@ -10,5 +10,6 @@ group instead.
 from tfbench.baselines import command as command
 from tfbench.baselines import reference as reference
 from tfbench.baselines import wav2lip as wav2lip
+from tfbench.models import ours as ours
 
-__all__ = ["command", "reference", "wav2lip"]
+__all__ = ["command", "ours", "reference", "wav2lip"]

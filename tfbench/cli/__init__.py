@@ -1,6 +1,18 @@
 """Command-line interface: a thin Typer layer over the library (each module registers its commands)."""
 
-from tfbench.cli import compare, data, data_prepare, models, probe, report, run, score, synth, weights  # noqa: F401
+from tfbench.cli import (  # noqa: F401  (each module registers its commands)
+    compare,
+    data,
+    data_prepare,
+    models,
+    probe,
+    report,
+    run,
+    score,
+    synth,
+    train,
+    weights,
+)
 from tfbench.cli.app import app
 
 __all__ = ["app", "main"]

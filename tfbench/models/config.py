@@ -39,6 +39,8 @@ __all__ = [
     "LossConfig",
     "LossWeights",
     "ModelConfig",
+    "StageTrainConfig",
+    "TrainConfig",
     "config_from_dict",
     "config_to_dict",
     "load_config",
@@ -183,6 +185,61 @@ class AblationConfig:
 
 
 @dataclass(frozen=True)
+class StageTrainConfig:
+    """One training stage's length, batch (5-frame windows per step) and Adam learning rate.
+
+    The paper's values are not recovered; the defaults are Wav2Lip's (expert: batch 64, lr 1e-4; generator:
+    batch 16, lr 1e-4, the discriminator at the generator's lr), with tfbench's choice of step counts.
+    """
+
+    steps: int = 100_000
+    batch_size: int = 16
+    lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 0, f"train.<stage>.steps must be >= 0, got {self.steps}")
+        _require(self.batch_size > 0, f"train.<stage>.batch_size must be > 0, got {self.batch_size}")
+        _require(self.lr > 0, f"train.<stage>.lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of `tfbench train` shared by its stages (see `tfbench.models.training`).
+
+    val_interval / checkpoint_interval: steps between validations / checkpoints (each also happens at the
+    last step); val_windows: held-out windows scored per validation; val_fraction: the share of clips held
+    out when no validation split is given; num_workers: DataLoader worker processes; amp: mixed precision,
+    used on CUDA only; silence_level: a window is silent when every step of its mel window has a mean over
+    the 80 bands below this value (normalised mel in [-4, 4]; -2.0 is about -75 dB, see the silent stage);
+    cache_clips: clips whose face crops each data process keeps in memory.
+    """
+
+    seed: int = 0
+    num_workers: int = 8
+    val_interval: int = 3000
+    checkpoint_interval: int = 3000
+    val_windows: int = 512
+    val_fraction: float = 0.05
+    amp: bool = True
+    silence_level: float = -2.0
+    cache_clips: int = 256
+    avsyncnet: StageTrainConfig = field(default_factory=lambda: StageTrainConfig(200_000, 64, 1e-4))
+    silent: StageTrainConfig = field(default_factory=lambda: StageTrainConfig(100_000, 16, 1e-4))
+    generator: StageTrainConfig = field(default_factory=lambda: StageTrainConfig(300_000, 16, 1e-4))
+
+    def __post_init__(self) -> None:
+        _require(self.seed >= 0, f"train.seed must be >= 0, got {self.seed}")
+        _require(self.num_workers >= 0, f"train.num_workers must be >= 0, got {self.num_workers}")
+        for name in ("val_interval", "checkpoint_interval", "val_windows", "cache_clips"):
+            _require(getattr(self, name) > 0, f"train.{name} must be > 0, got {getattr(self, name)}")
+        _require(0 < self.val_fraction < 1, f"train.val_fraction must be in (0, 1), got {self.val_fraction}")
+        _require(
+            -4.0 < self.silence_level <= 4.0,
+            f"train.silence_level must be in (-4, 4], got {self.silence_level}",
+        )
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything that defines the networks and the losses of one training setup."""
 
@@ -192,6 +249,7 @@ class ModelConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 ABLATION_ROWS: dict[str, AblationConfig] = {
