@@ -75,3 +75,16 @@ def test_cli_writes_json(folders: tuple[Path, Path, Path], tmp_path: Path) -> No
     assert {"id", "lse_d", "lse_c", "av_offset", "lse_curve"} <= set(data["videos"][0])
     assert set(data["summary"]) == {"lse_d", "lse_c"}
     assert set(data["summary"]["lse_d"]) == {"mean", "std", "n"} and data["summary"]["lse_d"]["n"] == 2
+
+
+def test_legacy_lse_protocol_is_used_and_recorded(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """`--lse-protocol w2l_lrs` re-reads each video (whole frame, JPEG round trip) and says so in config."""
+    legacy = Scorer(_options(folders, tmp_path / "w2l", lse_protocol="w2l_lrs"), DistributedContext()).run()
+    tfbench = Scorer(_options(folders, tmp_path / "tf"), DistributedContext()).run()
+    a, b = legacy.write_results(), tfbench.write_results()
+    assert np.isfinite(a["lse_d"]).all() and a["lse_tracks"].tolist() == [1, 1]
+    assert not np.allclose(a["lse_d"], b["lse_d"])  # another frame path, other numbers
+    config = legacy.read_config()
+    assert config is not None and config["metric_settings"]["lse_protocol"] == "w2l_lrs"
+    with pytest.raises(TfbenchError, match="unknown"):
+        Scorer(_options(folders, tmp_path / "bad", lse_protocol="nope"), DistributedContext())

@@ -37,6 +37,7 @@ class RunOptions:
     model_options: dict[str, str] = field(default_factory=dict)  # KEY=VALUE strings for the model's load
     workers: int = 2
     fid_resize: str = "pytorch_fid"
+    lse_protocol: str = "tfbench"
     ssim_variant: str = "skimage"
     seed: int = 0
     started: str = field(default_factory=lambda: dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -76,6 +77,7 @@ class RunOptions:
             "detector": self.detector,
             "face_preset": self.face_preset,
             "fid_resize": self.fid_resize,
+            "lse_protocol": self.lse_protocol,
             "ssim_variant": self.ssim_variant,
             "seed": self.seed,
             "weights": {name: _weight_record(name, self.overrides) for name in sorted(set(weight_names))},

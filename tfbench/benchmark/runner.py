@@ -91,6 +91,7 @@ class Runner:
             device=dist.device,
             overrides=dict(options.overrides),
             fid_resize=options.fid_resize,
+            lse_protocol=options.lse_protocol,
             ssim_variant=options.ssim_variant,
         )
         self.suite = MetricSuite(options.metrics, settings)
@@ -151,7 +152,7 @@ class Runner:
             plan = CropPlan(item.lse.windows[:n], item.lse.face_boxes[:n], 224, self.lse_settings.pad_value)
             generated_224 = apply_plan(frames, plan)
         target = faces if item.sample.protocol == "reconstruction" else None
-        clip = Clip(item.sample.id, generated, audio, target, generated_224)
+        clip = Clip(item.sample.id, generated, audio, target, generated_224, video_path=video_path)
         values = self.suite.update(clip)
         return {
             **row,

@@ -43,6 +43,7 @@ class ScoreOptions:
     detector: str = "s3fd"
     overrides: dict[str, Path] = field(default_factory=dict)
     fid_resize: str = "pytorch_fid"
+    lse_protocol: str = "tfbench"
 
     def config_record(self, settings: dict[str, str]) -> dict[str, object]:
         return {
@@ -53,6 +54,7 @@ class ScoreOptions:
             "metrics": list(self.metrics),
             "detector": self.detector,
             "fid_resize": self.fid_resize,
+            "lse_protocol": self.lse_protocol,
             "metric_settings": settings,
         }
 
@@ -69,7 +71,10 @@ class Scorer:
     def __init__(self, options: ScoreOptions, dist: DistributedContext) -> None:
         self.options = options
         settings = MetricSettings(
-            device=dist.device, overrides=dict(options.overrides), fid_resize=options.fid_resize
+            device=dist.device,
+            overrides=dict(options.overrides),
+            fid_resize=options.fid_resize,
+            lse_protocol=options.lse_protocol,
         )
         self.suite = MetricSuite(options.metrics, settings)
         if self.suite.needs_target and options.reference is None:
@@ -113,6 +118,7 @@ class Scorer:
             generated.audio[: round(n * SAMPLE_RATE / FPS)],
             faces.crops[:n] if sample.ground_truth is not None else None,
             generated_224,
+            video_path=sample.video,
         )
         values = self.suite.update(clip)
         return {

@@ -42,6 +42,9 @@ def run(
     ] = None,
     workers: Annotated[int, typer.Option(help="Threads preparing the next samples.")] = 2,
     fid_resize: Annotated[str, typer.Option(help="pytorch_fid or clean.")] = "pytorch_fid",
+    lse_protocol: Annotated[
+        str, typer.Option(help="tfbench, w2l_lrs, syncnet_pipeline or syncnet_pipeline_50.")
+    ] = "tfbench",
 ) -> None:
     """Generate every sample of a split with a model, score it, and write the run folder."""
     from tfbench.benchmark.distributed import init_distributed
@@ -66,6 +69,7 @@ def run(
         model_options=model_options,
         workers=workers,
         fid_resize=fid_resize,
+        lse_protocol=lse_protocol,
     )
     dist = init_distributed(resolve_device(options().device))
     runner = Runner(run_options, dist)

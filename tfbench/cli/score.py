@@ -27,6 +27,9 @@ def score(
         Path | None, typer.Option("--json", help="Also write summary + rows as JSON.")
     ] = None,
     fid_resize: Annotated[str, typer.Option(help="pytorch_fid or clean.")] = "pytorch_fid",
+    lse_protocol: Annotated[
+        str, typer.Option(help="tfbench, w2l_lrs, syncnet_pipeline or syncnet_pipeline_50.")
+    ] = "tfbench",
 ) -> None:
     """Score videos generated elsewhere (no generation), per video and over the set."""
     from tfbench.benchmark.distributed import DistributedContext
@@ -43,6 +46,7 @@ def score(
         detector=detector,
         overrides=parse_overrides(weights or []),
         fid_resize=fid_resize,
+        lse_protocol=lse_protocol,
     )
     scorer = Scorer(score_options, DistributedContext(device=resolve_device(options().device)))
     with progress() as bar:

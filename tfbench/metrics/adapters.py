@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
+import numpy as np
 import torch
 
 from tfbench import weights
@@ -24,27 +25,58 @@ def _tensor(frames: object, device: str) -> torch.Tensor:
 
 @METRICS.register("lse")
 class LSEClipMetric(ClipMetric):
-    """LSE-D / LSE-C / AV offset with syncnet_python's `S` on the 224 crops (see `tfbench.metrics.lse`)."""
+    """LSE-D / LSE-C / AV offset with syncnet_python's `S` under a named protocol (DESIGN.md section 4).
+
+    `tfbench` (default) scores the in-memory 224 crops of the generated frames; the legacy protocols
+    (`w2l_lrs`, `syncnet_pipeline`, ...) re-read the written video through their own frame path and face
+    pipeline (`tfbench.metrics.lse_protocols`). Where a protocol scores several face tracks of one video, the
+    row holds their mean and `lse_tracks` says how many.
+    """
 
     directions: ClassVar[dict[str, bool]] = {"lse_d": False, "lse_c": True}
     needs_224: ClassVar[bool] = True
     weights: ClassVar[tuple[str, ...]] = ("syncnet_v2",)
 
     def __init__(self, settings: MetricSettings) -> None:
+        from tfbench.metrics.lse_protocols import LSE_PROTOCOLS
         from tfbench.models.syncnet_python import load_syncnet_v2
 
-        self.device = settings.device
-        self.batch_size = settings.batch_size
+        self.protocol = LSE_PROTOCOLS.get(settings.lse_protocol)
+        self.settings = settings
         self.model = load_syncnet_v2(weights.resolve("syncnet_v2", settings.overrides), settings.device)
 
     def update(self, clip: Clip) -> dict[str, ClipValue]:
-        from tfbench.metrics.lse import lse_for_clip_wav
+        from tfbench.metrics.lse import LSE_PROTOCOL, lse_for_clip_wav
+        from tfbench.metrics.lse_protocols import lse_for_video
 
+        if self.protocol.name != LSE_PROTOCOL:
+            if clip.video_path is None:
+                raise TfbenchError(
+                    f"{clip.sample_id}: LSE protocol {self.protocol.name} needs the video file"
+                )
+            video = lse_for_video(
+                clip.video_path,
+                self.protocol,
+                self.model,
+                detector_weights=self.settings.overrides,
+                device=self.settings.device,
+                batch_size=self.settings.batch_size,
+            )
+            results = [r for r in video.results if r.skipped is None]
+            if not results:
+                return {"lse_d": float("nan"), "lse_c": float("nan"), "lse_skip": video.skipped or "no track"}
+            return {
+                "lse_d": float(np.mean([r.min_dist for r in results])),
+                "lse_c": float(np.mean([r.conf for r in results])),
+                "av_offset": int(np.median([r.offset for r in results if r.offset is not None])),
+                "lse_tracks": len(results),
+                "lse_skip": None,
+            }
         if clip.generated_224 is None:
             raise TfbenchError(f"{clip.sample_id}: lse needs the 224 px crops of the generated video")
-        frames = torch.from_numpy(clip.generated_224).to(self.device)
+        frames = torch.from_numpy(clip.generated_224).to(self.settings.device)
         result = lse_for_clip_wav(
-            self.model, frames, clip.audio, clip.sample_rate, self.batch_size, channel_order="rgb"
+            self.model, frames, clip.audio, clip.sample_rate, self.settings.batch_size, channel_order="rgb"
         )
         return {
             "lse_d": result.min_dist,
@@ -56,9 +88,7 @@ class LSEClipMetric(ClipMetric):
         }
 
     def settings_record(self) -> dict[str, str]:
-        from tfbench.metrics.lse import LSE_PROTOCOL, LSE_PROTOCOL_VERSION
-
-        return {"lse_protocol": LSE_PROTOCOL, "lse_protocol_version": LSE_PROTOCOL_VERSION}
+        return {"lse_protocol": self.protocol.name, "lse_protocol_version": self.protocol.version}
 
 
 @METRICS.register("psnr")

@@ -29,7 +29,8 @@ class Clip:
 
     generated / target: (T, S, S, 3) uint8 RGB face crops (S = the generator's crop size); target is the
     ground truth, None under dubbing. generated_224: (T, 224, 224, 3) uint8 RGB crops of the generated video
-    by syncnet_python's crop rule (cut with the same windows as the ground truth's), for LSE.
+    by syncnet_python's crop rule (cut with the same windows as the ground truth's), for LSE. video_path: the
+    generated video as written (legacy LSE protocols re-read it through their own frame path).
     """
 
     sample_id: str
@@ -39,6 +40,7 @@ class Clip:
     generated_224: np.ndarray | None = None
     fps: float = 25.0
     sample_rate: int = 16000
+    video_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class MetricSettings:
     device: str = "cpu"
     overrides: dict[str, Path] = field(default_factory=dict)
     fid_resize: str = "pytorch_fid"
+    lse_protocol: str = "tfbench"
     ssim_variant: str = "skimage"
     batch_size: int = 32
 
