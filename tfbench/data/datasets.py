@@ -10,6 +10,7 @@ through the `tfbench.datasets` entry-point group.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ def _mp4_keys(folder: Path, pattern: str = "**/*.mp4") -> list[str]:
     return sorted(clip_key(p.as_posix()) for p in found if not any(part.startswith(".") for part in p.parts))
 
 
-class Dataset:
+class Dataset(ABC):
     """A dataset root on disk. Subclasses set `name`, `splits` (None: any split name, a label only)
     and `pairs_entry` (the weights-registry entry of its published cross-pair list), and implement
     `listing` and `clip_path`."""
@@ -73,13 +74,13 @@ class Dataset:
         if self.splits is not None and split not in self.splits:
             raise DatasetError(f"{self.name}: unknown split {split!r} (known: {', '.join(self.splits)})")
 
+    @abstractmethod
     def listing(self, split: str) -> Listing:
         """The clip ids `split` lists, in any order (callers sort)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def clip_path(self, key: str, split: str) -> Path:
         """Where the mp4 of clip `key` of `split` is (whether or not it exists)."""
-        raise NotImplementedError
 
     def clip(self, key: str, split: str) -> Clip:
         """Clip `key` under the reconstruction protocol: the clip is its own reference and ground truth."""
