@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from tfbench.errors import WeightsError
-from tfbench.metrics.visual import DEFAULT_BATCH_SIZE, VideoMeanMetric, check_frame_pair
+from tfbench.metrics.visual import DEFAULT_BATCH_SIZE, FramePairMetric, check_frame_pair
 
 __all__ = ["LPIPS", "LPIPS_NET", "LPIPS_VERSION", "build_lpips", "load_lpips", "lpips_per_frame"]
 
@@ -107,7 +107,7 @@ def lpips_per_frame(
     return torch.cat(out).double()
 
 
-class LPIPS(VideoMeanMetric):
+class LPIPS(FramePairMetric):
     """LPIPS (AlexNet, v0.1; lower is better), per frame, averaged per video, then over videos.
 
     Args:

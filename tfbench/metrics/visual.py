@@ -24,6 +24,7 @@ E[x^2] - E[x]^2 cancels badly in float32 for values up to 255.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -39,6 +40,7 @@ __all__ = [
     "PSNR",
     "SSIM",
     "SSIM_VARIANTS",
+    "FramePairMetric",
     "SSIMSpec",
     "SSIMVariant",
     "VideoMeanMetric",
@@ -206,11 +208,11 @@ def ssim_per_frame(
 
 
 class VideoMeanMetric(Metric):
-    """Base of the per-frame full-reference metrics: the mean over videos of each video's frame mean.
+    """Base of the per-video metrics: the mean over videos of each video's value.
 
-    Subclasses set `key` and implement `_per_frame(preds, target) -> (T,) tensor`. State: the sum of the
-    per-video means and the video count (`dist_reduce_fx="sum"`), the frames seen, and the per-video means
-    (`"cat"`), so two halves of a dataset, or several processes, merge into exactly the one-pass value.
+    Subclasses set `key` and implement `update` (adding each video with `_add_video`). State: the sum of
+    the per-video values and the video count (`dist_reduce_fx="sum"`), the frames seen, and the per-video
+    values (`"cat"`), so two halves of a dataset, or several processes, merge into exactly the one-pass value.
     """
 
     key: ClassVar[str]
@@ -229,16 +231,12 @@ class VideoMeanMetric(Metric):
         self.add_state("n_frames", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("values", [], dist_reduce_fx="cat")
 
-    def _per_frame(self, preds: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add one video: its generated frames and the ground-truth frames, uint8, the same shape."""
-        per_frame = self._per_frame(preds, target)
-        mean = per_frame.mean().to(self.value_sum)
+    def _add_video(self, mean: Tensor, n_frames: int) -> None:
+        """Add one video's value (the mean over its frames) and its frame count to the state."""
+        mean = mean.to(self.value_sum)
         self.value_sum += mean
         self.count += 1
-        self.n_frames += per_frame.numel()
+        self.n_frames += n_frames
         self.values.append(mean.reshape(1))
 
     def compute(self) -> dict[str, Tensor]:
@@ -253,7 +251,20 @@ class VideoMeanMetric(Metric):
         return dim_zero_cat(values) if values else torch.zeros(0, dtype=torch.float64)
 
 
-class PSNR(VideoMeanMetric):
+class FramePairMetric(VideoMeanMetric):
+    """A full-reference metric computed per frame pair: subclasses implement `_per_frame`."""
+
+    @abstractmethod
+    def _per_frame(self, preds: Tensor, target: Tensor) -> Tensor:
+        """The metric of each generated/ground-truth frame pair, (T,)."""
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        """Add one video: its generated frames and the ground-truth frames, uint8, the same shape."""
+        per_frame = self._per_frame(preds, target)
+        self._add_video(per_frame.mean(), per_frame.numel())
+
+
+class PSNR(FramePairMetric):
     """PSNR in dB (higher is better), per frame in float64, averaged per video, then over videos.
 
     Identical frames give +inf (scikit-image's convention, kept: see the module docstring).
@@ -275,7 +286,7 @@ class PSNR(VideoMeanMetric):
         return psnr_per_frame(preds, target)
 
 
-class SSIM(VideoMeanMetric):
+class SSIM(FramePairMetric):
     """SSIM (higher is better) under a named convention, per frame, averaged per video, then over videos.
 
     Args:
