@@ -19,7 +19,9 @@ demo: $(STAMP)
 	$(BIN)/tfbench probe demo-data/main/*/*.mp4
 	$(BIN)/tfbench run --model gt $(DEMO_RUN) --out runs/demo-gt
 	$(BIN)/tfbench run --model static $(DEMO_RUN) --out runs/demo-static
+	$(BIN)/tfbench run --model ours_demo $(DEMO_RUN) --out runs/demo-ours_demo
 	$(BIN)/tfbench compare runs/demo-gt runs/demo-static
+	$(BIN)/tfbench compare runs/demo-static runs/demo-ours_demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,8 +30,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# tests/test_html_chromium.py opens the HTML report in headless Chromium: installed here through apt-get when
+# missing, best effort (it needs root and the package lists); without it that one test is skipped.
 test: $(STAMP) lint typecheck
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		(export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) || \
+		echo "Chromium could not be installed: the HTML screenshot test will be skipped"
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) demo-data runs/demo-gt runs/demo-static .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-data runs/demo-gt runs/demo-static runs/demo-ours_demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,234 +1,241 @@
-"""FID feature extraction: tfbench against pytorch-fid's own route and against the network's compute limit.
+"""FID: tfbench's metric on the face crops of N videos, against `python -m pytorch_fid` and Inception's limit.
 
-Run from the repository root: `python -m benchmarks.fid [--frames 50] [--rounds 2] [--threads N] [--json OUT]`
-(default OUT: benchmarks/results/fid.json). The CPU here is shared: each timing is the best of `--rounds`
-interleaved repetitions, on two clocks: wall time and the process's CPU time (with `--threads 1`, the number
-other jobs on the machine do not move); the 1-minute load average is recorded beside them.
+Run from the repository root: `python -m benchmarks.fid [--videos 4] [--frames 25] [--rounds 2] [--dims 2048]
+[--precision fp32|bf16] [--threads N] [--device auto|cpu|cuda] [--json OUT]` (default OUT:
+benchmarks/results/fid.json, or fid_bf16.json). Clocks and rounds: see benchmarks/_common.py.
 
-Three timings over the same N face crops (uint8 RGB, 96x96 by default, as decoded frames sit in memory), with
-one random-weight FID InceptionV3 (the timings do not depend on the weights, and nothing is downloaded):
-- tfbench: the runner's route: `fid_features` of the frames (channels_last, FID's default), then
-  `FID.update(features, real=True)`: conversion, pytorch-fid's bilinear resize inside the network,
-  forward, and the float64 sum / outer-product accumulation;
-- reference: pytorch-fid's route: the frames dumped as PNG files (pytorch-fid reads image files), then its
-  `get_activations` (PIL decode, ToTensor, DataLoader batches of 50, forward, numpy copy) and numpy's mean
-  and covariance, as `calculate_activation_statistics` does; `num_workers=0` (the CPU is shared);
-- limit: the network's forward pass alone on inputs already resized to 299 and stacked, in the same batch
-  size, in the faster of the two memory layouts measured here (channels_last; contiguous is timed once).
-The largest absolute difference between tfbench's and the reference's features is printed beside them
-(channels_last against pytorch-fid's contiguous layout: about 1e-6).
+Input: two sets of N synthetic LRS2-layout videos written by tfbench's generator (ground truth, seed 0, and
+"generated": other identities and speech, seed 1), decoded and cut into 96 px face crops as `tfbench score
+--detector none` cuts them (Wav2Lip's crop rule on the whole-frame box), once, before the timed routes: the
+frames a run hands to the metrics. One random-weight FID InceptionV3 in the real file format, saved where
+both tools look for it: torch hub's `$TORCH_HOME/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth`
+(pytorch-fid through TORCH_HOME, tfbench through `--weights fid_inception=PATH`); nothing is downloaded.
+- tfbench: `FID` built from the weights file (channels_last), updated clip by clip with the generated and
+  ground-truth crops (uint8 -> [0, 1], pytorch-fid's resize inside the network, float64 sums of features
+  and outer products): `tfbench_features_s`; then `compute` (mean, covariance, pytorch-fid's
+  `calculate_frechet_distance`): `distance_s`;
+- reference: the crops written as PNG files into two folders (`reference_png_s`), then `python -m pytorch_fid
+  GT_DIR GEN_DIR --device D [--dims d]` as a subprocess with its other defaults (batch 50, DataLoader
+  workers): Python and torch start-up, weights, PIL decode, forward, numpy statistics and the same distance;
+  its CPU time counts;
+- limit: InceptionV3's forward passes alone on the same batches (each clip's frames, at most 50 at a time),
+  resized to 299 beforehand, channels_last and (first round only) contiguous; in `--precision`.
+The Frechet distance, a scipy `sqrtm` of a dims x dims matrix, takes the same time in both routes however
+many frames there are (20-60 s for 2048 on this shared 2-core CPU) and is not in the forward-only limit:
+`tfbench_features_over_limit` compares tfbench's work before it with the limit, and
+`tfbench_over_limit_plus_distance` the whole route with the limit plus that distance. `decode_s` is the
+decode and crop of the input (untimed in the routes) and `decode_bound` says whether it takes longer than
+the limit (a fast device would then wait for the CPU). Printed: the times, ratios and `max_abs_diff` =
+|FID of tfbench - FID of pytorch-fid|; with `--precision bf16`, bf16's deviation from fp32.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import copy
 import os
-import platform
+import re
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from PIL import Image
-from pytorch_fid import inception as pytorch_fid_inception
-from pytorch_fid.fid_score import get_activations
+from pytorch_fid.inception import InceptionV3
 
-from tfbench.metrics.fid import DEFAULT_BATCH_SIZE, FID, INCEPTION_SIZE, build_fid_inception, fid_features
+from benchmarks._common import (
+    default_json,
+    devices,
+    machine,
+    parser,
+    print_table,
+    run_rounds,
+    set_threads,
+    summarize,
+    synthetic_videos,
+    timed,
+    write_result,
+)
+from tests.test_fid import random_fid_inception_state
+from tfbench.data.faces import create, preset, process_frames
+from tfbench.media import read_video
+from tfbench.metrics.fid import DEFAULT_BATCH_SIZE, FID, INCEPTION_SIZE, build_fid_inception
+from tfbench.metrics.precision import Precision, forward_precision
 
-RESULTS = Path(__file__).parent / "results" / "fid.json"
-
-
-def random_fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random state_dict in the layout of pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`."""
-    torch.manual_seed(seed)
-    with (
-        mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict", lambda *a, **k: None),
-        mock.patch.object(pytorch_fid_inception, "load_state_dict_from_url", lambda *a, **k: {}),
-    ):
-        net = pytorch_fid_inception.fid_inception_v3()
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):  # He init: features of a realistic size
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    return net.state_dict()
-
-
-def face_crops(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """(n, size, size, 3) uint8 crops of a photograph drifting over it, plus noise."""
-    from skimage import data as skdata
-
-    image = np.asarray(Image.fromarray(skdata.astronaut()).resize((512 + n, 512 + n)))
-    rng = np.random.default_rng(seed)
-    crops = np.stack([image[i : i + size, 2 * i % 256 : 2 * i % 256 + size] for i in range(n)])
-    return torch.from_numpy((crops + rng.integers(-8, 9, crops.shape)).clip(0, 255).astype(np.uint8))
+WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # the file pytorch-fid's FID_WEIGHTS_URL names
+Clips = dict[bool, list[torch.Tensor]]  # real (ground truth) or not -> each video's (T, 96, 96, 3) crops
 
 
-def cpu_name() -> str:
-    """The CPU model and core count, for the record (the same CPU is shared with other jobs here)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    return f"cpu: {model} x{os.cpu_count()}"
+@dataclass(frozen=True)
+class Setup:
+    """What every route of one measurement reads."""
+
+    clips: Clips
+    torch_home: Path
+    work: Path
+    device: torch.device
+    dims: int
+    precision: Precision
+
+    @property
+    def weights(self) -> Path:
+        return self.torch_home / "hub" / "checkpoints" / WEIGHTS_NAME
 
 
-def timed(fn: Callable[[], Any], device: torch.device) -> tuple[dict[str, float], Any]:
-    """Wall-clock and process CPU seconds of `fn()` (synchronising CUDA), and its result.
-
-    On a shared CPU, the CPU time of a one-thread run (`--threads 1`) is the number that other jobs do not
-    move; with several threads it also counts threads waiting for each other.
-    """
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}, result
+def face_crops(videos: list[Path]) -> list[torch.Tensor]:
+    """Each video decoded and cut into 96 px crops as `tfbench score --detector none` cuts it."""
+    settings = preset("wav2lip", detector="none", coverage="full", min_track=0)
+    detector = create(settings)
+    return [torch.from_numpy(process_frames(read_video(v).frames, settings, detector).crops) for v in videos]
 
 
-def reference_route(model: torch.nn.Module, frames: torch.Tensor, folder: Path, device: torch.device) -> Any:
-    """pytorch-fid's route from frames in memory: PNG files, `get_activations`, numpy mean and covariance."""
-    png = time.perf_counter()
-    files = []
-    for i, frame in enumerate(frames.numpy()):
-        files.append(folder / f"{i:06d}.png")
-        Image.fromarray(frame).save(files[-1])
-    png = time.perf_counter() - png
-    activations = get_activations(files, model, DEFAULT_BATCH_SIZE, 2048, str(device), num_workers=0)
-    return png, activations, np.mean(activations, axis=0), np.cov(activations, rowvar=False)
+def tfbench_route(setup: Setup) -> tuple[float, float, float]:
+    """The FID metric from its weights file, fed every clip of both sides, computed: (FID, seconds up to the
+    accumulated statistics, seconds of `compute`)."""
+    start = time.perf_counter()
+    metric = FID(
+        dims=setup.dims, weights_overrides={"fid_inception": setup.weights}, precision=setup.precision
+    ).to(setup.device)
+    for generated, truth in zip(setup.clips[False], setup.clips[True], strict=True):
+        metric.update(generated, real=False)
+        metric.update(truth, real=True)
+    features = time.perf_counter() - start
+    value = float(metric.compute()["fid"])
+    return value, features, time.perf_counter() - start - features
 
 
-def limit_route(model: torch.nn.Module, batches: list[torch.Tensor]) -> None:
-    """The network alone on pre-resized, pre-stacked batches."""
-    with torch.no_grad():
+def reference_route(setup: Setup) -> tuple[float, float]:
+    """PNG files of both sides, then pytorch-fid's command line on the two folders: (the FID it prints,
+    seconds of the PNG files)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ref-", dir=setup.work) as tmp:
+        folders = []
+        for real, name in ((True, "gt"), (False, "generated")):
+            folder = Path(tmp) / name
+            folder.mkdir()
+            for i, frame in enumerate(torch.cat(setup.clips[real]).numpy()):
+                Image.fromarray(frame).save(folder / f"{i:06d}.png")
+            folders.append(str(folder))
+        png = time.perf_counter() - start
+        command = [sys.executable, "-m", "pytorch_fid", *folders, "--device", setup.device.type]
+        command += ["--dims", str(setup.dims)]
+        env = {**os.environ, "TORCH_HOME": str(setup.torch_home)}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    found = re.search(r"FID:\s+(\S+)", done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
+    return float(found.group(1)), png
+
+
+def limit_batches(setup: Setup, layout: torch.memory_format) -> list[torch.Tensor]:
+    """The batches tfbench runs (each clip's frames, 50 at a time), in [0, 1] and resized to 299 beforehand
+    as pytorch-fid's network resizes its input, on the device in `layout`."""
+    batches = []
+    for clip in [*setup.clips[True], *setup.clips[False]]:
+        for chunk in clip.split(DEFAULT_BATCH_SIZE):
+            x = chunk.permute(0, 3, 1, 2).float().div(255)
+            resized = F.interpolate(x, size=(INCEPTION_SIZE,) * 2, mode="bilinear", align_corners=False)
+            batches.append(resized.to(setup.device).contiguous(memory_format=layout))
+    return batches
+
+
+def limit_route(model: InceptionV3, batches: list[torch.Tensor], precision: Precision) -> None:
+    """The network alone (built without its input resize) on the pre-resized batches."""
+    with torch.no_grad(), forward_precision(next(model.parameters()).device, precision):
         for batch in batches:
             model(batch)
 
 
-def tfbench_route(metric: FID, frames: torch.Tensor) -> torch.Tensor:
-    """What the runner does: features of the frames in memory, then the metric's float64 sums."""
-    metric.reset()
-    features = fid_features(metric.model, frames, metric.resize, metric.batch_size)
-    metric.update(features, real=True)
-    return features
-
-
-def measure(
-    state: dict[str, torch.Tensor], frames: torch.Tensor, device: torch.device, rounds: int
-) -> dict[str, Any]:
-    """The three timings on one device (the best of `rounds`, interleaved), and the routes' differences."""
-    metric = FID(model=build_fid_inception(state).to(device)).to(device)  # channels_last, in place
-    reference = build_fid_inception(state).to(device)  # pytorch-fid's contiguous layout
-    x = frames.permute(0, 3, 1, 2).contiguous().float().div(255)
-    resized = F.interpolate(x, size=(INCEPTION_SIZE,) * 2, mode="bilinear", align_corners=False)
-    limits = {}  # the bare network (resize_input=False) and its pre-resized batches, per memory layout
-    for fmt in (torch.contiguous_format, torch.channels_last):
-        bare = build_fid_inception(state, resize="clean").to(device, memory_format=fmt)
-        batches = [b.to(device).contiguous(memory_format=fmt) for b in resized.split(DEFAULT_BATCH_SIZE)]
-        limits[str(fmt).removeprefix("torch.")] = (bare, batches)
-    for model in (metric.model, reference, *(bare for bare, _ in limits.values())):
-        fid_features(model, frames[:8], "clean")  # first-call set-up (oneDNN / cuDNN plans), untimed
-
-    times: dict[str, dict[str, list[float]]] = {}
-    last: dict[str, Any] = {}  # each route's latest result
-    with tempfile.TemporaryDirectory(prefix="tfbench-fid-bench-") as tmp:
-        routes: dict[str, Callable[[], Any]] = {
-            "tfbench": lambda: tfbench_route(metric, frames),
-            "reference": lambda: reference_route(reference, frames, Path(tmp), device),
-            **{name: partial(limit_route, bare, batches) for name, (bare, batches) in limits.items()},
-        }
-        for i in range(rounds):  # the order alternates, so that a drifting load favours no route
-            for name in list(routes) if i % 2 == 0 else list(routes)[::-1]:
-                if i == 0 or name != "contiguous_format":  # the slower layout is timed once
-                    seconds, last[name] = timed(routes[name], device)
-                    for clock, value in seconds.items():
-                        times.setdefault(name, {}).setdefault(clock, []).append(value)
-    features, (png_s, activations, mu_ref, sigma_ref) = last["tfbench"], last["reference"]
-    mu, sigma = metric.stats(real=True).mean_cov()
-    n = frames.shape[0]
-    result: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1min": os.getloadavg()[0],
-        "frames": n,
-        "size": int(frames.shape[1]),
+def measure(setup: Setup, rounds: int, decode_s: float) -> dict[str, Any]:
+    """Every route on one device (best of `rounds`, interleaved), their ratios and the FID difference."""
+    state = torch.load(setup.weights, map_location="cpu", weights_only=True)
+    bare = build_fid_inception(state, setup.dims, resize="clean").to(setup.device)
+    limits = {
+        "channels_last": (copy.deepcopy(bare).to(memory_format=torch.channels_last), torch.channels_last),
+        "contiguous_format": (bare, torch.contiguous_format),
+    }
+    batches = {name: limit_batches(setup, layout) for name, (_, layout) in limits.items()}
+    for name, (model, _) in limits.items():  # first-call set-up (oneDNN / cuDNN plans), untimed
+        limit_route(model, batches[name][:1], setup.precision)
+    routes: dict[str, Callable[[], Any]] = {
+        "tfbench": partial(tfbench_route, setup),
+        "reference": partial(reference_route, setup),
+        **{
+            name: partial(limit_route, model, batches[name], setup.precision)
+            for name, (model, _) in limits.items()
+        },
+    }
+    times, results = run_rounds(routes, rounds, setup.device, once=("contiguous_format",))
+    frames = sum(len(clip) for side in setup.clips.values() for clip in side)
+    result = summarize(times, frames, list(limits))
+    ours, reference = results["tfbench"][-1][0], results["reference"][-1][0]
+    features = min(features for _, features, _ in results["tfbench"])
+    distance = min(distance for _, _, distance in results["tfbench"])
+    return {
+        **machine(setup.device),
+        "videos": len(setup.clips[True]),
+        "size": int(setup.clips[True][0].shape[1]),
+        "dims": setup.dims,
+        "precision": setup.precision,
         "batch_size": DEFAULT_BATCH_SIZE,
         "rounds": rounds,
-        "tfbench_layout": "channels_last",
-        "reference_png_s": png_s,
-        "all_rounds_s": times,
-        "max_abs_diff": float(np.abs(features.cpu().double().numpy() - activations).max()),
-        "max_abs_diff_mu": float(np.abs(mu - mu_ref).max()),
-        "max_abs_diff_sigma": float(np.abs(sigma - sigma_ref).max()),
+        **result,
+        "fid_tfbench": ours,
+        "fid_reference": reference,
+        "max_abs_diff": abs(ours - reference),
+        "rel_diff": abs(ours - reference) / abs(reference),
+        "tfbench_features_s": features,
+        "tfbench_features_over_limit": features / result["limit_s"],
+        "distance_s": distance,
+        "tfbench_over_limit_plus_distance": result["tfbench_s"] / (result["limit_s"] + distance),
+        "reference_png_s": min(png for _, png in results["reference"]),
+        "decode_s": decode_s,
+        "decode_bound": decode_s > result["limit_s"],
     }
-    for clock, suffix in (("wall", ""), ("cpu", "_cpu")):  # the best round of each route
-        best = {name: min(values[clock]) for name, values in times.items()}
-        layout = min(limits, key=best.__getitem__)
-        tfb, ref, lim = best["tfbench"], best["reference"], best[layout]
-        result |= {
-            f"tfbench{suffix}_s": tfb,
-            f"reference{suffix}_s": ref,
-            f"limit{suffix}_s": lim,
-            f"limit{suffix}_layout": layout,
-            f"limit{suffix}_s_by_layout": {name: best[name] for name in limits},
-            f"tfbench_over_limit{suffix}": tfb / lim,
-            f"reference_over_limit{suffix}": ref / lim,
-            f"frames_per_s{suffix}": {"tfbench": n / tfb, "reference": n / ref, "limit": n / lim},
-        }
-    return result
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=50, help="face crops (default 50: one batch)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; the best counts")
-    parser.add_argument("--size", type=int, default=96, help="crop side in pixels (default 96, Wav2Lip's)")
-    parser.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CPU, and CUDA if any"
+    parse = parser("python -m benchmarks.fid", __doc__, videos=4, frames=25, rounds=2)
+    parse.add_argument("--dims", type=int, default=2048, choices=list(InceptionV3.BLOCK_INDEX_BY_DIM))
+    args = parse.parse_args(argv)
+    set_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="tfbench-fid-bench-") as tmp:
+        work = Path(tmp)
+        truth = synthetic_videos(work / "gt", args.videos, args.frames, seed=0)
+        generated = synthetic_videos(work / "generated", args.videos, args.frames, seed=1)
+        decode, clips = timed(
+            lambda: {True: face_crops(truth), False: face_crops(generated)}, torch.device("cpu")
+        )
+        setups = [
+            Setup(clips, work / "torch_home", work, d, args.dims, args.precision)
+            for d in devices(args.device)
+        ]
+        setups[0].weights.parent.mkdir(parents=True)
+        torch.save(random_fid_inception_state(), setups[0].weights)
+        runs = [measure(setup, args.rounds, decode["wall"]) for setup in setups]
+    title = (
+        f"FID of {args.videos} + {args.videos} videos x {args.frames} frames (96x96 crops), "
+        f"dims {args.dims}, {args.precision}, batch {DEFAULT_BATCH_SIZE}"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--json", type=Path, default=RESULTS, help=f"output (default {RESULTS})")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] if args.device in ("auto", "cpu") else []
-    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
-        devices.append(torch.device("cuda"))
-    state, frames = random_fid_inception_state(), face_crops(args.frames, args.size)
-    runs = [measure(state, frames, device, args.rounds) for device in devices]
-
-    print(f"FID features of {args.frames} crops of {args.size}x{args.size}, batch {DEFAULT_BATCH_SIZE}")
-    print(
-        f"{'device':<28}{'clock':<6}{'tfbench s':>10}{'reference s':>12}{'limit s':>9}{'tfb/limit':>10}"
-        f"{'ref/limit':>10}{'max |diff|':>11}"
-    )
+    print_table(title, runs, "|FID diff|")
     for run in runs:
-        for clock, suffix in (("wall", ""), ("cpu", "_cpu")):
-            print(
-                f"{run['device'][:27]:<28}{clock:<6}{run[f'tfbench{suffix}_s']:>10.2f}"
-                f"{run[f'reference{suffix}_s']:>12.2f}{run[f'limit{suffix}_s']:>9.2f}"
-                f"{run[f'tfbench_over_limit{suffix}']:>9.2f}x{run[f'reference_over_limit{suffix}']:>9.2f}x"
-                f"{run['max_abs_diff']:>11.1e}"
-            )
-    result = {
-        **runs[0],
-        "runs": runs,
-        "command": " ".join(["python -m benchmarks.fid", *(sys.argv[1:] if argv is None else argv)]),
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}")
-    return result
+        print(
+            f"{run['device'][:27]:<28}FID tfbench {run['fid_tfbench']:.6f}, "
+            f"pytorch-fid {run['fid_reference']:.6f}; tfbench up to the statistics "
+            f"{run['tfbench_features_s']:.2f} s = {run['tfbench_features_over_limit']:.2f}x limit, then the "
+            f"distance {run['distance_s']:.2f} s; tfbench / (limit + distance) "
+            f"{run['tfbench_over_limit_plus_distance']:.2f}x; decode + crop {run['decode_s']:.2f} s "
+            f"(decode-bound: {run['decode_bound']})"
+        )
+    return write_result(
+        args.json or default_json("fid", args.precision), runs, "python -m benchmarks.fid", argv
+    )
 
 
 if __name__ == "__main__":

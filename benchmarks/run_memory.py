@@ -37,24 +37,16 @@ from typing import Any
 
 import torch
 
+from benchmarks._common import cpu_name
 from tfbench.benchmark.options import RunOptions
 from tfbench.benchmark.results import RunStore
 from tfbench.data.synthetic import SynthConfig, write_dataset
+from tfbench.fileio import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results" / "run_memory.json"
 TARGET = 0.10  # issue 7: the 4N run's peak within 10% of the N run's
 DEFAULT_WORKERS = RunOptions(model="", dataset="", root=Path()).workers  # `tfbench run --workers` default
 IMPORT_ONLY = "import torch, tfbench.cli, tfbench.benchmark.runner"
-
-
-def cpu_name() -> str:
-    """The CPU model and core count, for the record (the same CPU is shared with other jobs here)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    return f"{model} x{os.cpu_count()}"
 
 
 def child(argv: list[str], home: Path) -> dict[str, Any]:
@@ -172,8 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
         "command": " ".join(["python -m benchmarks.run_memory", *(sys.argv[1:] if argv is None else argv)]),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
     return result
 

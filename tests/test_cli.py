@@ -15,6 +15,7 @@ from tfbench.cli.app import resolve_device
 from tfbench.errors import TfbenchError
 
 EXPECTED_COMMANDS = {
+    "ablate",
     "compare",
     "data",
     "models",
@@ -23,6 +24,7 @@ EXPECTED_COMMANDS = {
     "run",
     "runs",
     "score",
+    "stability",
     "synth",
     "train",
     "weights",
@@ -37,7 +39,7 @@ def test_help_lists_the_commands_with_descriptions() -> None:
     }
     assert listed == EXPECTED_COMMANDS
     for name in EXPECTED_COMMANDS:
-        line = next(line for line in result.output.splitlines() if f" {name} " in line)
+        line = next(line for line in result.output.splitlines() if line.startswith(f"│ {name} "))
         assert len(line.split(name, 1)[1].strip(" │")) > 10, f"{name} has no one-line description"
 
 

@@ -275,6 +275,21 @@ def test_bundled_configs_round_trip(tmp_path: Path) -> None:
     assert ABLATION_ROWS["G"] == PAPER.ablation and ABLATION_ROWS["A"].sync_loss == "plain"
 
 
+def test_demo_config_is_tiny_without_perceptual_and_with_a_light_sync_term() -> None:
+    """demo.yaml (the packaged demo weights' config) keeps tiny.yaml's networks and switches; it differs only
+    in the loss weights its header explains and in CPU-sized training settings."""
+    demo = load_config("demo")
+    assert (demo.avsyncnet, demo.generator, demo.discriminator) == (
+        TINY.avsyncnet,
+        TINY.generator,
+        TINY.discriminator,
+    )
+    assert demo.ablation == TINY.ablation
+    assert demo.loss == dataclasses.replace(
+        TINY.loss, weights=dataclasses.replace(TINY.loss.weights, gan=0.0, per=0.0, sync=0.2)
+    )
+
+
 def test_unknown_and_bad_keys_are_rejected(tmp_path: Path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text("generator:\n  base_widht: 16\n")

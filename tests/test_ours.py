@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
+from typer.testing import CliRunner
 
+from tfbench import weights
 from tfbench.data.crop_cache import CropCache
 from tfbench.data.faces import preset
 from tfbench.data.synthetic import SynthConfig, write_dataset
 from tfbench.errors import TfbenchError
 from tfbench.media import read_audio
 from tfbench.models.config import load_config
-from tfbench.models.ours import OursModel  # registers `ours`
+from tfbench.models.ours import OursDemoModel, OursModel  # registers `ours` and `ours_demo`
 from tfbench.models.protocol import MODELS, GenerationRequest
 from tfbench.models.training import prepare_data, train_stage
 
@@ -90,3 +93,58 @@ def test_ours_needs_a_generator_checkpoint(
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(TfbenchError, match="not a readable tfbench training checkpoint"):
         MODELS.get("ours").load("cpu", {"ours": tmp_path / "junk.pt"})
+
+
+# --------------------------------------------------------------------------- the packaged demo weights
+DEMO_LABEL = "synthetic-data demo weights"
+
+
+def test_ours_demo_loads_the_packaged_weights_offline(
+    trained: tuple[Path, list[np.ndarray], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ours_demo` reads tfbench/models/demo/ours_demo.pt through the weights registry (no download, sha256
+    checked) and says what it is; the same file through `ours` carries its label too."""
+    monkeypatch.setenv("TFBENCH_OFFLINE", "1")
+    checkpoint, crops, audio = trained
+    demo = MODELS.get("ours_demo").load("cpu", None)
+    assert isinstance(demo, OursDemoModel) and demo.weights == ("ours_demo",)
+    assert demo.label == DEMO_LABEL and DEMO_LABEL in demo.description
+    assert demo.describe().endswith(f"[checkpoint: {DEMO_LABEL}]") and demo.silent is not None
+    faces = crops[0][:10]
+    out = demo.generate(GenerationRequest("clip0", faces, faces[[5]], audio[0][: 10 * 640]))
+    assert out.shape == (10, 96, 96, 3) and out.std() > 5  # a face, not a flat image
+    as_ours = MODELS.get("ours").load("cpu", {"ours": weights.resolve("ours_demo")})
+    assert type(as_ours) is OursModel and as_ours.label == DEMO_LABEL
+    trained_model = OursModel.from_checkpoint(checkpoint)
+    assert trained_model.label == "" and trained_model.describe() == OursModel.description
+
+
+@pytest.mark.parametrize("model", ["ours", "ours_demo"])
+def test_tfbench_run_with_ours_on_synthetic_data(
+    model: str,
+    trained: tuple[Path, list[np.ndarray], list[np.ndarray]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`tfbench run` generates and scores a synthetic clip with `ours` (a trained checkpoint) and with
+    `ours_demo`; the run's config records the model and the weights file it used, with its sha256."""
+    from tfbench.cli import app
+
+    monkeypatch.setenv("TFBENCH_HOME", str(tmp_path / "home"))
+    checkpoint = trained[0]
+    root = checkpoint.parent.parent / "data"
+    args = ["--device", "cpu", "run", "--model", model, "--dataset", "synthetic", "--root", str(root)]
+    args += ["--detector", "none", "--metrics", "psnr", "--limit", "1", "--out", str(tmp_path / "run")]
+    if model == "ours":
+        args += ["--weights", f"ours={checkpoint}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["model"] == model
+    used = config["weights"][model]
+    assert used["sha256"] == weights.sha256_file(Path(used["path"]))
+    if model == "ours_demo":
+        assert Path(used["path"]) == weights.resolve("ours_demo")
+        assert used["sha256"] == weights.spec("ours_demo").sha256
+    summary = (tmp_path / "run" / "summary.json").read_text()
+    assert "psnr" in summary

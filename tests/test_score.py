@@ -12,10 +12,11 @@ import torch
 from typer.testing import CliRunner
 
 from tfbench.benchmark.distributed import DistributedContext
-from tfbench.benchmark.score import ScoreOptions, Scorer
+from tfbench.benchmark.score import SUMMARY_KEYS, ScoreOptions, Scorer, frame_record, score_json
 from tfbench.cli import app
 from tfbench.data.synthetic import SynthConfig, write_dataset
 from tfbench.errors import TfbenchError
+from tfbench.media import read_video, write_video
 from tfbench.models.syncnet_python import SyncNetS
 
 
@@ -72,9 +73,54 @@ def test_cli_writes_json(folders: tuple[Path, Path, Path], tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert set(data) == {"videos", "summary"} and len(data["videos"]) == 2
-    assert {"id", "lse_d", "lse_c", "av_offset", "lse_curve"} <= set(data["videos"][0])
-    assert set(data["summary"]) == {"lse_d", "lse_c"}
-    assert set(data["summary"]["lse_d"]) == {"mean", "std", "n"} and data["summary"]["lse_d"]["n"] == 2
+    assert {"id", "lse_d", "lse_c", "av_offset", "lse_curve", "frame_mismatch"} <= set(data["videos"][0])
+    summary = data["summary"]
+    issue_keys = ["lse_d", "lse_c", "av_offset", "fid", "ssim", "psnr", "lpips", "lmd", "idsim"]  # issue 4
+    issue_keys += ["sync_w2l", "avsync"]
+    assert list(summary) == list(SUMMARY_KEYS) == issue_keys
+    assert {key for key, value in summary.items() if value is not None} == {"lse_d", "lse_c", "av_offset"}
+    assert set(summary["lse_d"]) == {"mean", "std", "n"} and summary["lse_d"]["n"] == 2
+    offsets = [video["av_offset"] for video in data["videos"]]
+    assert summary["av_offset"]["n"] == 2 and summary["av_offset"]["mean"] == pytest.approx(np.mean(offsets))
+
+
+def test_a_generated_video_shorter_than_its_reference_is_scored_over_the_common_frames(
+    tmp_path: Path,
+) -> None:
+    """Reference clips of 2 s; one generated clip keeps only its first second: it is scored over 25 frames
+    and its row (and the JSON) records both counts and the mismatch; the full-length one records none."""
+    write_dataset(tmp_path / "data", SynthConfig(layout="lrs2", speakers=1, clips=2, seconds=2.0, seed=6))
+    truth = tmp_path / "data" / "main"
+    shutil.copytree(truth, tmp_path / "generated")
+    short, full = sorted((tmp_path / "generated").rglob("*.mp4"))
+    video = read_video(short)
+    assert video.audio is not None and video.n_frames == 50
+    write_video(short, video.frames[:25], 25.0, video.audio[:16000])
+    options = ScoreOptions(tmp_path / "generated", tmp_path / "run", truth, ("psnr",), "none")
+    store = Scorer(options, DistributedContext()).run()
+    rows = {Path(row["video"]).resolve(): row for row in score_json(store)["videos"]}
+    cut, whole = rows[short.resolve()], rows[full.resolve()]
+    assert cut["status"] == "ok" and np.isfinite(cut["psnr"])
+    assert (cut["n_frames"], cut["n_frames_generated"], cut["n_frames_reference"]) == (25, 25, 50)
+    assert "generated 25, reference 50" in cut["frame_mismatch"] and "common 25" in cut["frame_mismatch"]
+    assert (whole["n_frames"], whole["n_frames_reference"], whole["frame_mismatch"]) == (50, 50, None)
+
+
+def test_frame_record_names_what_was_cut() -> None:
+    same = frame_record(40, {"generated": 40, "reference": 40}, 41)  # AAC padding: the audio runs longer
+    assert same == {
+        "n_frames": 40,
+        "n_frames_generated": 40,
+        "n_frames_reference": 40,
+        "n_frames_audio": 41,
+        "frame_mismatch": None,
+    }
+    short_audio = frame_record(30, {"reference": 40}, 30)
+    assert (
+        short_audio["frame_mismatch"]
+        == "frame counts differ (reference 40, audio 30): scored the common 30 frames"
+    )
+    assert frame_record(25, {"generated": 25, "reference": None}, 25)["frame_mismatch"] is None
 
 
 def test_legacy_lse_protocol_is_used_and_recorded(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:

@@ -356,30 +356,6 @@ def test_specs_are_validated() -> None:
             WeightSpec(**{**good, **bad})
 
 
-# ------------------------------------------------------------------------------------------ real entries
-
-
-def test_every_real_entry_is_complete() -> None:
-    required = {
-        "syncnet_v2", "s3fd", "s3fd_fan", "wav2lip", "wav2lip_gan", "wav2lip_syncnet",
-        "fid_inception", "lpips_alex", "lrs2_pairs", "lrs3_pairs", "lrw_pairs",
-    }  # fmt: skip
-    assert required <= set(weights.WEIGHTS.names())
-    paths = set()
-    for name, s in weights.WEIGHTS.items():
-        assert s.name == name and s.source and s.filename and s.format and s.licence and s.description
-        assert s.sha256 or s.sha256_prefix or s.manual or s.source.startswith("gdrive:"), name
-        if s.location == "torch_hub":
-            assert s.sha256_prefix and f"-{s.sha256_prefix}." in s.filename, name
-        if s.manual:
-            assert "drive.google.com/drive/folders/" in s.source or s.source.startswith("file://"), name
-        paths.add((s.location, s.filename))
-    assert len(paths) == len(weights.WEIGHTS), "two entries share a cache path"
-    assert weights.spec("fid_inception").filename == "pt_inception-2015-12-05-6726825d.pth"
-    assert weights.spec("lpips_alex").filename == "alexnet-owt-7be5be79.pth"
-    assert weights.spec("s3fd_fan").filename == "s3fd-619a316812.pth"
-
-
 # ------------------------------------------------------------------------------------------ CLI
 
 

@@ -15,13 +15,19 @@ from tfbench.benchmark.distributed import DistributedContext
 from tfbench.benchmark.results import find_resumable
 from tfbench.data.loading import LoadProtocol
 from tfbench.errors import WeightsError
+from tfbench.metrics import suite as _suite  # noqa: F401  (registers the built-in metrics)
+from tfbench.metrics.clip import refuse_unsupported_precision
 
 DEFAULT_METRICS = ("lse", "ssim", "psnr", "lpips", "fid")
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What `tfbench run` was asked to do. `out` defaults to runs/<model>-<dataset>-<split>-<timestamp>."""
+    """What `tfbench run` was asked to do. `out` defaults to runs/<model>-<dataset>-<split>-<timestamp>.
+
+    `precision` is that of the metrics' networks (fp32, or bf16 for the metrics that accept it): a metric
+    that cannot run in it is refused here, before anything is generated.
+    """
 
     model: str
     dataset: str
@@ -39,8 +45,12 @@ class RunOptions:
     fid_resize: str = "pytorch_fid"
     lse_protocol: str = "tfbench"
     ssim_variant: str = "skimage"
+    precision: str = "fp32"
     seed: int = 0
     started: str = field(default_factory=lambda: dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+    def __post_init__(self) -> None:
+        refuse_unsupported_precision(self.metrics, self.precision)
 
     @property
     def run_prefix(self) -> str:
@@ -79,6 +89,7 @@ class RunOptions:
             "fid_resize": self.fid_resize,
             "lse_protocol": self.lse_protocol,
             "ssim_variant": self.ssim_variant,
+            "precision": self.precision,
             "seed": self.seed,
             "weights": {name: _weight_record(name, self.overrides) for name in sorted(set(weight_names))},
             "metric_settings": metric_settings,

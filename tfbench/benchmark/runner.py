@@ -2,9 +2,10 @@
 
 Per sample: decode the target once, take its face crops from the crop cache (detected once per dataset,
 not per model), generate, paste back, write the mp4, score from the same in-memory frames, and write one
-results row atomically. Preparing the next samples (decode, crops) runs in a bounded thread pool while the
-model works on the current one. Rerunning the same command resumes; under `torchrun` each rank takes a
-disjoint shard and rank 0 writes the summary.
+results row atomically. Video and audio of different lengths are generated and scored over the common
+length, and the row records both counts and the mismatch (`frame_mismatch`). Preparing the next samples
+(decode, crops) runs in a bounded thread pool while the model works on the current one. Rerunning the same
+command resumes; under `torchrun` each rank takes a disjoint shard and rank 0 writes the summary.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import tfbench.baselines  # noqa: F401  (registers the built-in models)
 from tfbench.benchmark.distributed import DistributedContext
 from tfbench.benchmark.options import RunOptions
 from tfbench.benchmark.results import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, RunStore
+from tfbench.benchmark.score import frame_record
 from tfbench.benchmark.summary import write_summary
 from tfbench.data import Sample, load_samples
 from tfbench.data.crop_cache import CropCache
@@ -93,6 +95,7 @@ class Runner:
             fid_resize=options.fid_resize,
             lse_protocol=options.lse_protocol,
             ssim_variant=options.ssim_variant,
+            precision=options.precision,
         )
         self.suite = MetricSuite(options.metrics, settings)
 
@@ -136,7 +139,8 @@ class Runner:
             return {**row, "status": STATUS_SKIPPED, "reason": item.skip}
         assert item.frames is not None and item.audio is not None and item.faces is not None
         started = time.perf_counter()
-        n = min(len(item.faces), int(len(item.audio) * 25.0 / 16000 + 1e-6))
+        audio_frames = int(len(item.audio) * 25.0 / 16000 + 1e-6)
+        n = min(len(item.faces), audio_frames)
         if n < 1:
             return {**row, "status": STATUS_SKIPPED, "reason": "audio shorter than one frame"}
         faces = item.faces.crops[:n]
@@ -158,7 +162,7 @@ class Runner:
             **row,
             "status": STATUS_OK,
             "reason": None,
-            "n_frames": n,
+            **frame_record(n, {"reference": len(item.frames)}, audio_frames),
             "resampled_from_fps": item.resampled_from,
             "output": str(video_path.relative_to(self.store.run_dir)),
             "seconds": time.perf_counter() - started,

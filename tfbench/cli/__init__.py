@@ -1,6 +1,7 @@
 """Command-line interface: a thin Typer layer over the library (each module registers its commands)."""
 
 from tfbench.cli import (  # noqa: F401  (each module registers its commands)
+    ablate,
     compare,
     data,
     data_prepare,
@@ -9,6 +10,7 @@ from tfbench.cli import (  # noqa: F401  (each module registers its commands)
     report,
     run,
     score,
+    stability,
     synth,
     train,
     weights,

@@ -23,7 +23,8 @@ def _weights_cell(names: tuple[str, ...]) -> str:
             lines.append(f"[red]{escape(name)}: not in the weights registry[/red]")
             continue
         if path.is_file():
-            lines.append(f"[green]{escape(name)}: present[/green]")
+            packaged = " (ships with tfbench)" if spec.packaged else ""
+            lines.append(f"[green]{escape(name)}: present{packaged}[/green]")
         elif spec.manual:
             lines.append(
                 f"[yellow]{escape(name)}: missing[/yellow] (download by hand from {escape(spec.source)} "

@@ -18,12 +18,16 @@ def report(
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="md, latex, csv or html.")] = "md",
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    stability: Annotated[
+        Path | None,
+        typer.Option(help="A `tfbench stability` output folder whose PNG figures the HTML page embeds."),
+    ] = None,
 ) -> None:
     """Render runs as one table (best in bold, 95% CI, optional published numbers) or an HTML report."""
     from tfbench.fileio import atomic_write_text
     from tfbench.reports.tables import build_table, render
 
-    text = render(build_table(runs, paper=paper), fmt)
+    text = render(build_table(runs, paper=paper), fmt, stability=stability)
     if out is None:
         typer.echo(text, nl=False)
     else:

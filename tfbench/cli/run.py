@@ -45,6 +45,9 @@ def run(
     lse_protocol: Annotated[
         str, typer.Option(help="tfbench, w2l_lrs, syncnet_pipeline or syncnet_pipeline_50.")
     ] = "tfbench",
+    precision: Annotated[
+        str, typer.Option(help="Metric networks: fp32 (default) or bf16 (faster on bf16 hardware; lse, fid).")
+    ] = "fp32",
 ) -> None:
     """Generate every sample of a split with a model, score it, and write the run folder."""
     from tfbench.benchmark.distributed import init_distributed
@@ -70,6 +73,7 @@ def run(
         workers=workers,
         fid_resize=fid_resize,
         lse_protocol=lse_protocol,
+        precision=precision,
     )
     dist = init_distributed(resolve_device(options().device))
     runner = Runner(run_options, dist)

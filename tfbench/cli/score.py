@@ -30,6 +30,9 @@ def score(
     lse_protocol: Annotated[
         str, typer.Option(help="tfbench, w2l_lrs, syncnet_pipeline or syncnet_pipeline_50.")
     ] = "tfbench",
+    precision: Annotated[
+        str, typer.Option(help="Metric networks: fp32 (default) or bf16 (faster on bf16 hardware; lse, fid).")
+    ] = "fp32",
 ) -> None:
     """Score videos generated elsewhere (no generation), per video and over the set."""
     from tfbench.benchmark.distributed import DistributedContext
@@ -47,6 +50,7 @@ def score(
         overrides=parse_overrides(weights or []),
         fid_resize=fid_resize,
         lse_protocol=lse_protocol,
+        precision=precision,
     )
     scorer = Scorer(score_options, DistributedContext(device=resolve_device(options().device)))
     with progress() as bar:

@@ -1,4 +1,5 @@
-"""`tfbench train avsyncnet|silent|generator`: the paper's three training stages, in that order."""
+"""`tfbench train avsyncnet|silent|generator`: the paper's three training stages, in that order; `tfbench
+train export`: an inference-only, labelled copy of a stage's checkpoint (how the demo weights were made)."""
 
 from __future__ import annotations
 
@@ -171,3 +172,20 @@ def generator(
     """Train G_L, the lip-sync generator (the model `ours` loads), with the losses of the config."""
     opts = _Options(dataset, root, out, split, val_split, config, steps, weights, detector, limit, workers)
     _train("generator", opts, {"avsyncnet": avsyncnet, "silent": silent})
+
+
+@train_app.command("export")
+def export(
+    source: Annotated[Path, typer.Argument(help="A stage's training checkpoint (OUT/last.pt).")],
+    dest: Annotated[Path, typer.Argument(help="The inference-only file to write.")],
+    label: Annotated[str, typer.Option(help='What the weights are, e.g. "synthetic-data demo weights".')],
+    half: Annotated[bool, typer.Option(help="Store floating-point tensors as float16.")] = False,
+) -> None:
+    """Write an inference-only copy of a checkpoint: the networks inference uses and a label, no optimiser
+    state (what `ours` and the AVSyncNet loader read; it cannot be resumed)."""
+    from tfbench.models.training.checkpoint import export_checkpoint
+    from tfbench.weights import sha256_file
+
+    path = export_checkpoint(source, dest, label, half=half)
+    size, digest = path.stat().st_size, sha256_file(path)
+    console.print(f"{path}: {size} bytes, sha256 {digest}", highlight=False, soft_wrap=True)

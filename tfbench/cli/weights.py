@@ -58,7 +58,13 @@ def list_weights() -> None:
     table.add_column("description / file / licence / source", overflow="fold")
     for name, spec in w.WEIGHTS.items():
         path = w.expected_path(name)
-        manual = " [yellow](download by hand)[/yellow]" if spec.manual else ""
+        manual = (
+            " [yellow](download by hand)[/yellow]"
+            if spec.manual
+            else " (ships with tfbench)"
+            if spec.packaged
+            else ""
+        )
         details = f"{spec.description}\n[dim]file:[/dim] {path}\n[dim]licence:[/dim] {spec.licence}"
         table.add_row(
             name,

@@ -1,8 +1,9 @@
 """Metrics: a functional core per metric plus a thin torchmetrics `Metric` that declares its direction.
 
 Sync: `lse_for_clip` / `LSE` (LSE-D lower-better, LSE-C higher-better; syncnet_python's algorithm, see
-`tfbench.metrics.lse`), `ExpertSync` (Wav2Lip's expert). Visual: `FID`, `SSIM`, `PSNR`, `LPIPS`; `LMD`;
-`IdentitySimilarity`. `METRICS` / `MetricSuite`: every metric behind the per-clip interface runs use.
+`tfbench.metrics.lse`), `ExpertSync` (Wav2Lip's expert), `AVSync` (the paper's AVSyncNet). Visual: `FID`,
+`SSIM`, `PSNR`, `LPIPS`; `LMD`; `IdentitySimilarity`. `METRICS` / `MetricSuite`: every metric behind the
+per-clip interface runs use.
 The torchmetrics classes are imported on first use, so the functional core stays cheap to import.
 """
 
@@ -19,6 +20,7 @@ from tfbench.metrics.lse import (
 )
 
 if TYPE_CHECKING:
+    from tfbench.metrics.avsync_metric import AVSync
     from tfbench.metrics.expert_sync import ExpertSync
     from tfbench.metrics.fid import FID
     from tfbench.metrics.identity import IdentitySimilarity
@@ -37,6 +39,7 @@ _LAZY = {
     "LMD": "tfbench.metrics.landmark_distance",
     "IdentitySimilarity": "tfbench.metrics.identity",
     "ExpertSync": "tfbench.metrics.expert_sync",
+    "AVSync": "tfbench.metrics.avsync_metric",
     "METRICS": "tfbench.metrics.suite",
     "MetricSuite": "tfbench.metrics.suite",
 }
@@ -51,6 +54,7 @@ __all__ = [
     "METRICS",
     "PSNR",
     "SSIM",
+    "AVSync",
     "ExpertSync",
     "IdentitySimilarity",
     "LSEResult",

@@ -13,7 +13,9 @@ import torch
 
 from tfbench import weights
 from tfbench.errors import TfbenchError
+from tfbench.metrics import avsync as _avsync  # noqa: F401  (registers `avsync`, which lives in its module)
 from tfbench.metrics.clip import METRICS, Clip, ClipMetric, ClipValue, MetricSettings, target_of
+from tfbench.metrics.precision import PRECISIONS, check_precision
 
 if TYPE_CHECKING:
     from tfbench.metrics.visual import SSIMVariant
@@ -30,20 +32,24 @@ class LSEClipMetric(ClipMetric):
     `tfbench` (default) scores the in-memory 224 crops of the generated frames; the legacy protocols
     (`w2l_lrs`, `syncnet_pipeline`, ...) re-read the written video through their own frame path and face
     pipeline (`tfbench.metrics.lse_protocols`). Where a protocol scores several face tracks of one video, the
-    row holds their mean and `lse_tracks` says how many.
+    row holds their mean and `lse_tracks` says how many. `S` runs in the settings' precision.
     """
 
     directions: ClassVar[dict[str, bool]] = {"lse_d": False, "lse_c": True}
     needs_224: ClassVar[bool] = True
     weights: ClassVar[tuple[str, ...]] = ("syncnet_v2",)
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
     def __init__(self, settings: MetricSettings) -> None:
+        from tfbench.metrics.lse import prepare_syncnet
         from tfbench.metrics.lse_protocols import LSE_PROTOCOLS
         from tfbench.models.syncnet_python import load_syncnet_v2
 
         self.protocol = LSE_PROTOCOLS.get(settings.lse_protocol)
         self.settings = settings
-        self.model = load_syncnet_v2(weights.resolve("syncnet_v2", settings.overrides), settings.device)
+        self.precision = check_precision(settings.precision, "lse")
+        path = weights.resolve("syncnet_v2", settings.overrides)
+        self.model = prepare_syncnet(load_syncnet_v2(path, settings.device))
 
     def update(self, clip: Clip) -> dict[str, ClipValue]:
         from tfbench.metrics.lse import LSE_PROTOCOL, lse_for_clip_wav
@@ -61,6 +67,7 @@ class LSEClipMetric(ClipMetric):
                 detector_weights=self.settings.overrides,
                 device=self.settings.device,
                 batch_size=self.settings.batch_size,
+                precision=self.precision,
             )
             results = [r for r in video.results if r.skipped is None]
             if not results:
@@ -76,7 +83,13 @@ class LSEClipMetric(ClipMetric):
             raise TfbenchError(f"{clip.sample_id}: lse needs the 224 px crops of the generated video")
         frames = torch.from_numpy(clip.generated_224).to(self.settings.device)
         result = lse_for_clip_wav(
-            self.model, frames, clip.audio, clip.sample_rate, self.settings.batch_size, channel_order="rgb"
+            self.model,
+            frames,
+            clip.audio,
+            clip.sample_rate,
+            self.settings.batch_size,
+            channel_order="rgb",
+            precision=self.precision,
         )
         return {
             "lse_d": result.min_dist,
@@ -88,7 +101,11 @@ class LSEClipMetric(ClipMetric):
         }
 
     def settings_record(self) -> dict[str, str]:
-        return {"lse_protocol": self.protocol.name, "lse_protocol_version": self.protocol.version}
+        return {
+            "lse_protocol": self.protocol.name,
+            "lse_protocol_version": self.protocol.version,
+            "lse_precision": self.precision,
+        }
 
 
 @METRICS.register("psnr")
@@ -97,6 +114,7 @@ class PSNRClipMetric(ClipMetric):
 
     directions: ClassVar[dict[str, bool]] = {"psnr": True}
     needs_target: ClassVar[bool] = True
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS  # no network: the same numbers in any precision
 
     def __init__(self, settings: MetricSettings) -> None:
         self.device = settings.device
@@ -115,6 +133,7 @@ class SSIMClipMetric(ClipMetric):
 
     directions: ClassVar[dict[str, bool]] = {"ssim": True}
     needs_target: ClassVar[bool] = True
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS  # no network: the same numbers in any precision
 
     def __init__(self, settings: MetricSettings) -> None:
         from tfbench.metrics.visual import SSIM_VARIANTS
@@ -170,12 +189,15 @@ class FIDClipMetric(ClipMetric):
     directions: ClassVar[dict[str, bool]] = {"fid": False}
     needs_target: ClassVar[bool] = True
     weights: ClassVar[tuple[str, ...]] = ("fid_inception",)
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
     def __init__(self, settings: MetricSettings) -> None:
         from tfbench.metrics.fid import FID, FidResize
 
         resize = cast(FidResize, settings.fid_resize)  # FID checks the value and names the valid ones
-        self.metric = FID(resize=resize, weights_overrides=settings.overrides).to(settings.device)
+        precision = check_precision(settings.precision, "fid")
+        self.metric = FID(resize=resize, weights_overrides=settings.overrides, precision=precision)
+        self.metric.to(settings.device)
 
     def update(self, clip: Clip) -> dict[str, ClipValue]:
         self.metric.update(torch.as_tensor(clip.generated), real=False)
@@ -187,7 +209,7 @@ class FIDClipMetric(ClipMetric):
         return {"fid": float(values["fid"]), "fid_frames": int(values["n_fake"])}
 
     def settings_record(self) -> dict[str, str]:
-        return {"fid_resize": self.metric.resize}
+        return {"fid_resize": self.metric.resize, "fid_precision": self.metric.precision}
 
 
 @METRICS.register("lmd")

@@ -11,6 +11,7 @@ New metrics register into `METRICS` (entry-point group `tfbench.metrics`); the b
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from tfbench.errors import TfbenchError
+from tfbench.metrics.precision import check_precision
 from tfbench.registry import Registry
 
 ClipValue = float | int | str | list[float] | None
@@ -53,6 +55,7 @@ class MetricSettings:
     lse_protocol: str = "tfbench"
     ssim_variant: str = "skimage"
     batch_size: int = 32
+    precision: str = "fp32"  # of the metrics' network forward passes: fp32, or bf16 where `precisions` has it
 
 
 class ClipMetric(ABC):
@@ -62,6 +65,9 @@ class ClipMetric(ABC):
     needs_target: ClassVar[bool] = False
     needs_224: ClassVar[bool] = False
     weights: ClassVar[tuple[str, ...]] = ()
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    """The `MetricSettings.precision` values the metric accepts: its network's precisions (a metric without a
+    network is exact under any of them); a run asking for another one is refused before it starts."""
 
     @abstractmethod
     def __init__(self, settings: MetricSettings) -> None: ...
@@ -80,6 +86,20 @@ class ClipMetric(ABC):
 
 
 METRICS: Registry[type[ClipMetric]] = Registry("metric", entry_point_group="tfbench.metrics")
+
+
+def refuse_unsupported_precision(names: Sequence[str], precision: str) -> None:
+    """Raise a TfbenchError for an unknown precision, or one that a selected metric cannot run in (see
+    `ClipMetric.precisions`): a bf16 number is never one computed in fp32, or the reverse. The metrics must
+    be registered (`tfbench.metrics.suite` registers the built-in ones)."""
+    check_precision(precision, "precision")
+    bad = [name for name in names if precision not in METRICS.get(name).precisions]
+    if bad:
+        able = sorted(name for name, cls in METRICS.items() if precision in cls.precisions)
+        raise TfbenchError(
+            f"precision {precision!r}: metric(s) {', '.join(bad)} cannot run in it "
+            f"(metrics that can: {', '.join(able) or 'none'}); choose other metrics or another precision"
+        )
 
 
 def target_of(clip: Clip, metric: str) -> np.ndarray:

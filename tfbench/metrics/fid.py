@@ -18,15 +18,14 @@ number (`FID.resize`, and in the key of cached reference statistics):
 Weights are never downloaded: `load_fid_inception` asks `tfbench.weights.resolve("fid_inception")` for the
 file first (a missing one is the registry's one-line error) and hands it to pytorch-fid, whose own loader
 would fetch it from the network. `FID` runs the network channels_last (1.5x faster on CPU here; features
-move by ~1e-6, FID by ~1e-7). scipy's `sqrtm` of a 2048x2048 matrix, inside the distance, takes about 30 s
+move by ~1e-6, FID by ~1e-7); `precision="bf16"` (opt-in) runs it in bfloat16 autocast, kept beside the
+number and in the stats key. scipy's `sqrtm` of a 2048x2048 matrix, inside the distance, takes about 30 s
 on a 2-core CPU: `compute` runs once, at the end of a run.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +43,8 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from tfbench.errors import TfbenchError, WeightsError
+from tfbench.fileio import atomic_path
+from tfbench.metrics.precision import Precision, check_precision, forward_precision
 from tfbench.metrics.visual import frames_nchw
 
 # fmt: off
@@ -144,12 +145,14 @@ def fid_features(
     frames: Tensor,
     resize: FidResize = "pytorch_fid",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: Precision = "fp32",
 ) -> Tensor:
     """(N, dims) float32 activations of (N, H, W, 3) or (N, 3, H, W) uint8 RGB frames, on the model's device,
     as pytorch-fid's `get_activations` computes them (maps smaller than pool3 are averaged spatially).
 
     In `pytorch_fid` mode the model must resize its input (`resize_input=True`). The inputs take the memory
-    layout of the model's weights (see `FID`'s `channels_last`).
+    layout of the model's weights (see `FID`'s `channels_last`); `precision` "bf16" runs the network in
+    bfloat16 autocast (the features are returned as float32).
     """
     x = frames_nchw(frames, "FID")
     weight = next(model.parameters())
@@ -158,9 +161,9 @@ def fid_features(
     if _check_resize(resize) == "pytorch_fid" and not model.resize_input:
         raise TfbenchError("FID: resize 'pytorch_fid' needs an InceptionV3 built with resize_input=True")
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), forward_precision(weight.device, check_precision(precision, "FID")):
         for chunk in x.split(batch_size):
-            pred = model(_model_inputs(chunk.to(weight.device), resize, layout))[0]
+            pred = model(_model_inputs(chunk.to(weight.device), resize, layout))[0].float()
             if pred.shape[2:] != (1, 1):
                 pred = F.adaptive_avg_pool2d(pred, output_size=(1, 1))
             out.append(pred.flatten(1))
@@ -203,8 +206,9 @@ class FIDStats:
 
 
 def fid_cache_key(
-    dataset: str, split: str, crop: str, resize: FidResize, weights_sha256: str, dims: int = FID_DIMS
-) -> dict[str, str]:
+    dataset: str, split: str, crop: str, resize: FidResize, weights_sha256: str, dims: int = FID_DIMS,
+    precision: Precision = "fp32",
+) -> dict[str, str]:  # fmt: skip
     """What reference statistics depend on: a cached file is reused only where every field matches.
 
     `crop` names the crop rule and size (e.g. "s3fd-96"): GT and generated crops must be made the same way.
@@ -216,6 +220,7 @@ def fid_cache_key(
         "crop": crop,
         "resize": _check_resize(resize),
         "dims": str(_check_dims(dims)),
+        "precision": check_precision(precision, "FID"),
         "extractor": "pytorch_fid.InceptionV3",
         "weights_sha256": weights_sha256,
     }
@@ -223,23 +228,16 @@ def fid_cache_key(
 
 def save_fid_stats(path: str | Path, stats: FIDStats) -> Path:
     """Write `stats` as an .npz (sums, count, key as JSON), atomically: a temporary file, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                format=np.array(STATS_FORMAT),
-                feature_sum=np.asarray(stats.feature_sum, dtype=np.float64),
-                feature_outer=np.asarray(stats.feature_outer, dtype=np.float64),
-                n=np.array(stats.n, dtype=np.int64),
-                key=np.array(json.dumps(dict(stats.key), sort_keys=True)),
-            )
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            format=np.array(STATS_FORMAT),
+            feature_sum=np.asarray(stats.feature_sum, dtype=np.float64),
+            feature_outer=np.asarray(stats.feature_outer, dtype=np.float64),
+            n=np.array(stats.n, dtype=np.int64),
+            key=np.array(json.dumps(dict(stats.key), sort_keys=True)),
+        )
+    return Path(path)
 
 
 def load_fid_stats(path: str | Path, expect: Mapping[str, str] | None = None) -> FIDStats:
@@ -276,6 +274,7 @@ class FID(Metric):
         weights_overrides: `--weights` overrides passed to the registry when `model` is None.
         channels_last: convert the network's weights (in place) and inputs to channels_last: 1.5x faster on
             CPU here, features within 1e-6 relative of pytorch-fid's contiguous layout, FID within ~1e-7.
+        precision: "fp32" (default) or "bf16" for the network; kept as `self.precision`.
     """
 
     higher_is_better = False
@@ -299,10 +298,12 @@ class FID(Metric):
         batch_size: int = DEFAULT_BATCH_SIZE,
         weights_overrides: Mapping[str, Path] | None = None,
         channels_last: bool = True,
+        precision: Precision = "fp32",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.resize: FidResize = _check_resize(resize)
+        self.precision = check_precision(precision, "FID")
         self.dims = _check_dims(dims)
         self.weights_path: Path | None = None
         if model is None:
@@ -350,7 +351,7 @@ class FID(Metric):
             else:
                 x = frames_nchw(frames, "FID")
                 self._check_size(x)
-                features = fid_features(self.model, x, self.resize, self.batch_size)
+                features = fid_features(self.model, x, self.resize, self.batch_size, self.precision)
             f = features.to(device=total.device, dtype=torch.float64)
             total.add_(f.sum(dim=0))
             outer.addmm_(f.T, f)
@@ -359,7 +360,7 @@ class FID(Metric):
 
     def _check_stats(self, stats: FIDStats) -> int:
         """The count of cached statistics, after checking their key and size against this metric."""
-        for name, mine in (("resize", self.resize), ("dims", str(self.dims))):
+        for name, mine in (("resize", self.resize), ("dims", str(self.dims)), ("precision", self.precision)):
             if name in stats.key and stats.key[name] != mine:
                 raise TfbenchError(f"FID: cached statistics have {name} {stats.key[name]!r}, not {mine!r}")
         if np.shape(stats.feature_sum) != (self.dims,):

@@ -15,6 +15,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
+from tfbench.errors import TfbenchError
 from tfbench.metrics.lse import (
     DEFAULT_BATCH_SIZE,
     LSE_PROTOCOL,
@@ -23,7 +24,9 @@ from tfbench.metrics.lse import (
     ChannelOrder,
     LSEResult,
     lse_for_clip,
+    prepare_syncnet,
 )
+from tfbench.metrics.precision import Precision, check_precision
 from tfbench.models.syncnet_python import SyncNetS, load_syncnet_v2
 
 __all__ = ["LSE"]
@@ -43,6 +46,8 @@ class LSE(Metric):
         model: a `SyncNetS` in eval mode; default: `syncnet_v2` loaded from `weights` or the weights cache.
         weights: path of a `syncnet_v2.model` file, used when `model` is None.
         batch_size, vshift, channel_order: passed to `lse_for_clip`.
+        precision: "fp32" (default) or "bf16" for the forward passes; kept as `self.precision`, to store
+            beside the numbers.
 
     Example:
         >>> metric = LSE(SyncNetS().eval())
@@ -75,6 +80,7 @@ class LSE(Metric):
         batch_size: int = DEFAULT_BATCH_SIZE,
         vshift: int = VSHIFT,
         channel_order: ChannelOrder = "bgr",
+        precision: Precision = "fp32",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,7 +90,8 @@ class LSE(Metric):
 
                 weights = weights_registry.resolve("syncnet_v2")
             model = load_syncnet_v2(weights)
-        self.model = model.eval()
+        self.model = prepare_syncnet(model)
+        self.precision = check_precision(precision, "LSE")
         self.batch_size = batch_size
         self.vshift = vshift
         self.channel_order: ChannelOrder = channel_order
@@ -98,14 +105,23 @@ class LSE(Metric):
     def update(
         self, frames: Tensor | LSEResult, mfcc: Tensor | None = None, n_audio_samples: int | None = None
     ) -> None:
-        """Score one clip (frames + MFCC, see `lse_for_clip`) or add an already computed `LSEResult`."""
+        """Score one clip (frames + MFCC, see `lse_for_clip`) or add an `LSEResult` of the same precision."""
         if isinstance(frames, LSEResult):
+            if frames.precision != self.precision:
+                raise TfbenchError(f"LSE: a {frames.precision} result cannot join a {self.precision} metric")
             result = frames
         else:
             if mfcc is None:
                 raise TypeError("LSE.update needs the clip's MFCC beside its frames")
             result = lse_for_clip(
-                self.model, frames, mfcc, n_audio_samples, self.batch_size, self.vshift, self.channel_order
+                self.model,
+                frames,
+                mfcc,
+                n_audio_samples,
+                self.batch_size,
+                self.vshift,
+                self.channel_order,
+                self.precision,
             )
         if result.skipped is not None or result.offset is None:
             self.n_skipped += 1

@@ -49,6 +49,7 @@ from tfbench.data.faces_crop import apply_plan, resize_uint8
 from tfbench.errors import TfbenchError
 from tfbench.metrics import lse as lse_core
 from tfbench.metrics.lse import DEFAULT_BATCH_SIZE, SAMPLES_PER_FRAME, LSEResult, lse_for_clip_wav
+from tfbench.metrics.precision import Precision
 from tfbench.models.syncnet_python import SyncNetS
 from tfbench.registry import Registry
 
@@ -329,6 +330,7 @@ def lse_for_frames(
     fps: float = 25.0,
     device: str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: Precision = "fp32",
 ) -> VideoLSE:
     """LSE of decoded frames ((T, H, W, 3) uint8 RGB at the protocol's rate) and 16 kHz mono float audio.
 
@@ -344,12 +346,14 @@ def lse_for_frames(
     n = len(frames)
     prepared = prepare_tracks(frames, wav, spec, settings, detector_weights, device, fps)
     if isinstance(prepared, str):
-        skip = LSEResult(math.nan, math.nan, None, (), (), 0, n, 0, prepared, spec.name, spec.version)
+        nan = math.nan
+        skip = LSEResult(nan, nan, None, (), (), 0, n, 0, prepared, spec.name, spec.version, precision)
         return VideoLSE(spec.name, spec.version, rule, n, (), (), (skip,), prepared, record)
     results = []
     for item in prepared:
+        crops = torch.from_numpy(item.crops)
         result = lse_for_clip_wav(
-            model, torch.from_numpy(item.crops), item.wav, batch_size=batch_size, channel_order="rgb"
+            model, crops, item.wav, batch_size=batch_size, channel_order="rgb", precision=precision
         )
         results.append(dataclasses.replace(result, protocol=spec.name, protocol_version=spec.version))
     rows = tuple(combine_tracks(results, rule))
@@ -369,6 +373,7 @@ def lse_for_video(
     combine: Combine | None = None,
     device: str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: Precision = "fp32",
 ) -> VideoLSE:
     """LSE of a video file under a named protocol: decoded at the protocol's rate (25 fps, or the file's
     own frames for `w2l_lrs`), audio at 16 kHz mono, then `lse_for_frames`.
@@ -383,7 +388,7 @@ def lse_for_video(
     spec = protocol if isinstance(protocol, LSEProtocol) else LSE_PROTOCOLS.get(protocol)
     if model is None:
         source = Path(syncnet_weights) if syncnet_weights is not None else weights.resolve("syncnet_v2")
-        model = load_syncnet_v2(source, device)
+        model = lse_core.prepare_syncnet(load_syncnet_v2(source, device))
     video = read_video(path, fps=spec.fps)
     if video.audio is None:  # read_video raises first; kept for the type checker
         raise TfbenchError(f"{path}: has no audio stream")
@@ -391,4 +396,5 @@ def lse_for_video(
     return lse_for_frames(
         video.frames, video.audio, model, spec, face_overrides=face_overrides,
         detector_weights=detector_weights, combine=combine, fps=fps, device=device, batch_size=batch_size,
+        precision=precision,
     )  # fmt: skip

@@ -235,11 +235,14 @@ class AVSyncNet(nn.Module):
 
     frames: (B, 5, 3, H, W) or (B, 15, H, W) lower-half windows in [0, 1] at `config.visual_size`
     (`visual_input` makes them from 96 px face windows); mel: (B, 1, 80, 16) Wav2Lip mel windows.
+    `label` is what the checkpoint it was loaded from calls itself (e.g. "synthetic-data demo weights"),
+    "" for an ordinary training checkpoint; `load_avsyncnet` sets it, so scorers can record it.
     """
 
     def __init__(self, config: AVSyncNetConfig) -> None:
         super().__init__()
         self.config = config
+        self.label = ""
         self.visual_encoder = VisualEncoder(config)
         self.audio_encoder = AudioEncoder(config)
 

@@ -47,7 +47,7 @@ __all__ = [
     "save_config",
 ]
 
-BUNDLED_CONFIGS = ("paper", "tiny")
+BUNDLED_CONFIGS = ("paper", "tiny", "demo")
 DEFAULT_LOGIT_SCALE = 5.0
 """AVSyncNet's sync probability is sigmoid(logit_scale * cosine); see `tfbench.models.avsyncnet`."""
 """Names `load_config` resolves to the YAML files shipped in `tfbench/models/configs/`."""

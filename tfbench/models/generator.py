@@ -71,6 +71,7 @@ class Generator(nn.Module):
 
     forward(identity, pose, mel): identity and pose (B, T, 3, S, S) or (N, 3, S, S) in [0, 1]; mel
     (B, T, 1, 80, 16) or (N, 1, 80, 16) Wav2Lip mel windows. Returns frames of the shape of `pose`.
+    `label`: the loaded checkpoint's label ("" unless it has one; see `AVSyncNet`), set by `load_generators`.
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class Generator(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config
+        self.label = ""
         self.freeze_audio = freeze_audio
         widths = stage_widths(config)
         n_blocks = config.blocks_per_stage

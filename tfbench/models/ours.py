@@ -13,6 +13,12 @@ Inference as the paper describes it (DESIGN.md section 5), in batches of frames:
 Weights: the checkpoint written by `tfbench train generator` (`OUT/last.pt`), which holds G_L, G_S and the
 config they were built with. No public checkpoint of the paper exists, so the weights entry `ours` names a
 local file only: pass `--weights ours=PATH` (or put the file where `tfbench weights path ours` says).
+
+`ours_demo` is the same model with the synthetic-data demo weights shipped in the package
+(`tfbench/models/demo/ours_demo.pt`, weights entry `ours_demo`; how they were made is in
+`tfbench/models/demo/README.md`): tiny networks trained for minutes on `tfbench synth` clips, so that
+`make demo` runs the paper's pipeline offline. Its numbers say nothing about the paper's method; the model
+name, its description and the checkpoint's label (`describe()`) all say "synthetic-data demo weights".
 Not included: the paper's face restoration step (VQFR in its "with FR" rows, GFPGAN also shown); these are
 the rows without FR.
 """
@@ -20,7 +26,7 @@ the rows without FR.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 import torch
@@ -33,10 +39,12 @@ from tfbench.models.generator import Generator
 from tfbench.models.protocol import GenerationRequest, TalkingFaceModel, check_output, register_model
 from tfbench.models.training.checkpoint import load_generators
 
-__all__ = ["DEFAULT_BATCH_SIZE", "OURS_WEIGHTS", "OursModel"]
+__all__ = ["DEFAULT_BATCH_SIZE", "OURS_DEMO_WEIGHTS", "OURS_WEIGHTS", "OursDemoModel", "OursModel"]
 
 OURS_WEIGHTS = "ours"
 """Weights entry of the generator checkpoint (a local file made by `tfbench train generator`)."""
+OURS_DEMO_WEIGHTS = "ours_demo"
+"""Weights entry of the packaged synthetic-data demo generator (`OursDemoModel`)."""
 DEFAULT_BATCH_SIZE = 64
 """Frames per forward pass of G_L."""
 
@@ -75,27 +83,28 @@ class OursModel(TalkingFaceModel):
                 f"{config.generator.face_size} px faces"
             )
         self.config = config
+        self.label = lip.label
+        """The checkpoint's label ("" for a training checkpoint, e.g. "synthetic-data demo weights")."""
         self.device = torch.device(device)
         self.lip = lip.to(self.device).eval()
         self.silent = None if silent is None else silent.to(self.device).eval()
         self.batch_size = batch_size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> OursModel:
-        """Load G_L and G_S from a generator-stage checkpoint file."""
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Self:
+        """Load G_L and G_S from a generator-stage checkpoint file (a training one or an export)."""
         config, lip, silent = load_generators(path, device)
         return cls(config, lip, silent, device)
 
     @classmethod
-    def load(cls, device: str = "cpu", overrides: dict[str, Path] | None = None) -> OursModel:
-        """The checkpoint given as `overrides["ours"]` (`--weights ours=PATH`), else the registry's path."""
-        if overrides and OURS_WEIGHTS in overrides:
-            path = overrides[OURS_WEIGHTS]
-            if not Path(path).is_file():
-                raise TfbenchError(f"--weights {OURS_WEIGHTS}={path}: no such file")
-        else:
-            path = weights.resolve(OURS_WEIGHTS, overrides)
-        return cls.from_checkpoint(path, device)
+    def load(cls, device: str = "cpu", overrides: dict[str, Path] | None = None) -> Self:
+        """The checkpoint of the model's weights entry: `--weights NAME=PATH` where given (e.g.
+        `ours=OUT/last.pt`), else the registry's path (the packaged file for `ours_demo`)."""
+        return cls.from_checkpoint(weights.resolve(cls.weights[0], overrides), device)
+
+    def describe(self) -> str:
+        """The model's description with the loaded checkpoint's label, where it has one."""
+        return f"{self.description} [checkpoint: {self.label}]" if self.label else self.description
 
     @torch.inference_mode()
     def closed_lip_reference(self, reference: np.ndarray) -> torch.Tensor:
@@ -127,3 +136,14 @@ class OursModel(TalkingFaceModel):
             pixels = (frames * 255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
             out[start:stop] = pixels.permute(0, 2, 3, 1).cpu().numpy()
         return check_output(request, out, size)
+
+
+@register_model("ours_demo")
+class OursDemoModel(OursModel):
+    """`ours` with the packaged synthetic-data demo weights: shows the pipeline offline, not the paper."""
+
+    weights: ClassVar[tuple[str, ...]] = (OURS_DEMO_WEIGHTS,)
+    description: ClassVar[str] = (
+        "`ours` with tfbench's synthetic-data demo weights (tiny.yaml-sized G_S + G_L trained for minutes on "
+        "`tfbench synth` clips; see tfbench/models/demo/README.md): a pipeline demo, not the paper's results"
+    )

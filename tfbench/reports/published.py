@@ -20,7 +20,7 @@ import yaml
 
 from tfbench.errors import TfbenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_REFERENCE_ROW = "ours"
 
 
@@ -90,6 +90,9 @@ class Published:
     tables: tuple[PublishedTable, ...]
     ablation_rows: Mapping[str, str | None]
     ablation_steps: tuple[AblationStep, ...]
+    ablation_values: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per ablation row letter, the published value of each metric key given for it (see the YAML)."""
+    ablation_values_note: str = ""
 
     def table(self, table_id: str) -> PublishedTable:
         for table in self.tables:
@@ -190,6 +193,36 @@ def _parse_step(raw: Any, by_name: Mapping[str, MetricInfo], where: str) -> Abla
     )
 
 
+def _row_values(
+    sources: Any, tables: tuple[PublishedTable, ...], steps: tuple[AblationStep, ...], where: str
+) -> dict[str, float]:
+    """The values one ablation row gets from its sources (table rows, or one side of a change's steps);
+    two sources giving one metric different numbers is an error, so a wrong assignment cannot go unseen."""
+    if not isinstance(sources, list) or not sources:
+        raise PublishedDataError(f"{where}: expected a list of sources")
+    values: dict[str, float] = {}
+    for i, raw in enumerate(sources):
+        spot = f"{where}[{i}]"
+        source = _mapping(raw, spot)
+        if "table" in source:
+            table = next((t for t in tables if t.id == source["table"]), None)
+            if table is None:
+                raise PublishedDataError(f"{spot}: no table {source['table']!r}")
+            given = {k: v for k, v in table.row(str(source.get("row"))).values.items() if v is not None}
+        else:
+            side = source.get("side")
+            matched = [s for s in steps if s.change == source.get("change") and s.statistic == "mean"]
+            if side not in ("before", "after") or not matched:
+                raise PublishedDataError(f"{spot}: expected {{table, row}} or {{change, side: before|after}}")
+            given = {s.key: v for s in matched if (v := getattr(s, side)) is not None}
+        for key, value in given.items():
+            if values.setdefault(key, value) != value:
+                raise PublishedDataError(
+                    f"{spot}: {key} {value} disagrees with {values[key]} of another source"
+                )
+    return values
+
+
 def parse_published(data: Any, where: str = "published.yaml") -> Published:
     """Validate the parsed YAML document and build the typed, frozen `Published`."""
     data = _mapping(data, where)
@@ -212,6 +245,14 @@ def parse_published(data: Any, where: str = "published.yaml") -> Published:
     except (KeyError, TypeError) as exc:
         raise PublishedDataError(f"{where}: missing or malformed field ({exc})") from exc
     rows = _mapping(data.get("ablation_rows") or {}, f"{where}.ablation_rows")
+    assigned = _mapping(data.get("ablation_row_values") or {}, f"{where}.ablation_row_values")
+    for letter in assigned:
+        if letter not in rows:
+            raise PublishedDataError(f"{where}.ablation_row_values: {letter!r} is not one of ablation_rows")
+    values = {
+        str(letter): _row_values(sources, tables, steps, f"{where}.ablation_row_values.{letter}")
+        for letter, sources in assigned.items()
+    }
     return Published(
         schema_version=SCHEMA_VERSION,
         data_version=str(data.get("data_version")),
@@ -220,6 +261,8 @@ def parse_published(data: Any, where: str = "published.yaml") -> Published:
         tables=tables,
         ablation_rows={str(k): None if v is None else str(v) for k, v in rows.items()},
         ablation_steps=steps,
+        ablation_values=values,
+        ablation_values_note=str(data.get("ablation_row_values_note") or ""),
     )
 
 

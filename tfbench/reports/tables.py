@@ -67,6 +67,7 @@ class ReportTable:
     rows: tuple[RunRow, ...]
     paper: bool = False
     paper_source: str | None = None
+    row_header: str = "run"
 
 
 def _float(value: Any) -> float | None:
@@ -89,6 +90,16 @@ def _load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return store.read_config() or {}, store.read_summary()
 
 
+@dataclass(frozen=True)
+class TableEntry:
+    """One row to build: a finished run folder, its display name (None: the run's model name) and, for
+    --paper, the published values to show beside it (None: nothing published for this row)."""
+
+    run_dir: Path
+    label: str | None = None
+    reference: Mapping[str, float | None] | None = None
+
+
 def build_table(
     run_dirs: Sequence[str | Path], paper: bool = False, reference_row: str = DEFAULT_REFERENCE_ROW
 ) -> ReportTable:
@@ -97,24 +108,39 @@ def build_table(
     if not run_dirs:
         raise TfbenchError("no run folders given")
     published = load_published()
-    loaded = [(Path(d), *_load_run(Path(d))) for d in run_dirs]
+    entries: list[TableEntry] = []
+    sources: set[str] = set()
+    for run_dir in map(Path, run_dirs):
+        dataset = (RunStore(run_dir).read_config() or {}).get("dataset")
+        reference = published.reference(str(dataset), reference_row) if paper and dataset else None
+        if reference is not None:
+            sources.add(f"{published.paper}, row {reference.method!r} (data {published.data_version})")
+        entries.append(TableEntry(run_dir, None, None if reference is None else reference.values))
+    return table_of_entries(entries, paper, "; ".join(sorted(sources)))
+
+
+def table_of_entries(
+    entries: Sequence[TableEntry],
+    paper: bool = False,
+    paper_source: str | None = None,
+    row_header: str = "run",
+) -> ReportTable:
+    """The table of `entries` (each a finished run); `paper_source` says where the references come from."""
+    published = load_published()
+    loaded = [(entry, *_load_run(Path(entry.run_dir))) for entry in entries]
     columns: dict[str, Column] = {}
     for _, _, summary in loaded:
-        for key, entry in (summary.get("metrics") or {}).items():
-            direction = entry.get("higher_is_better")
+        for key, info in (summary.get("metrics") or {}).items():
+            direction = info.get("higher_is_better")
             columns.setdefault(key, Column(key, direction if isinstance(direction, bool) else None))
     for _, _, summary in loaded:
         for key, value in (summary.get("dataset_metrics") or {}).items():
             if _float(value) is not None or value is None:
                 columns.setdefault(key, Column(key, published.direction(key), dataset_level=True))
-    names = [str(config.get("model") or run_dir.name) for run_dir, config, _ in loaded]
+    names = [entry.label or str(config.get("model") or entry.run_dir.name) for entry, config, _ in loaded]
     rows: list[RunRow] = []
-    sources: set[str] = set()
-    for (run_dir, config, summary), name in zip(loaded, names, strict=True):
+    for (entry, config, summary), name in zip(loaded, names, strict=True):
         dataset = None if config.get("dataset") is None else str(config["dataset"])
-        reference = published.reference(dataset, reference_row) if paper and dataset else None
-        if reference is not None:
-            sources.add(f"{published.paper}, row {reference.method!r} (data {published.data_version})")
         cells: dict[str, Cell] = {}
         for column in columns.values():
             if column.dataset_level:
@@ -122,7 +148,7 @@ def build_table(
             else:
                 stats = (summary.get("metrics") or {}).get(column.key) or {}
             mean = _float(stats.get("mean"))
-            ref = None if reference is None else reference.values.get(column.key)
+            ref = None if entry.reference is None else entry.reference.get(column.key)
             n = stats.get("n")
             cells[column.key] = Cell(
                 mean=mean,
@@ -132,11 +158,10 @@ def build_table(
                 published=ref,
                 diff=mean - ref if mean is not None and math.isfinite(mean) and ref is not None else None,
             )
-        display = name if names.count(name) == 1 else f"{name} ({run_dir.name})"
-        rows.append(RunRow(display, run_dir, dataset, cells))
-    return ReportTable(
-        tuple(columns.values()), tuple(_mark_best(rows, columns)), paper, "; ".join(sorted(sources))
-    )
+        display = name if names.count(name) == 1 else f"{name} ({entry.run_dir.name})"
+        rows.append(RunRow(display, Path(entry.run_dir), dataset, cells))
+    best = _mark_best(rows, columns)
+    return ReportTable(tuple(columns.values()), tuple(best), paper, paper_source or None, row_header)
 
 
 def _mark_best(rows: list[RunRow], columns: Mapping[str, Column]) -> list[RunRow]:
@@ -184,7 +209,7 @@ def fmt_ci(cell: Cell) -> str:
 
 def header_cells(table: ReportTable) -> list[tuple[str, str]]:
     """(metric key, header text) per displayed column; with --paper each metric has paper and Δ columns."""
-    headers: list[tuple[str, str]] = [("", "run")]
+    headers: list[tuple[str, str]] = [("", table.row_header)]
     for column in table.columns:
         headers.append((column.key, f"{column.key} {column.arrow}".strip()))
         if table.paper:
@@ -277,7 +302,9 @@ def to_csv(table: ReportTable) -> str:
     suffixes = ["", "_ci_low", "_ci_high", "_n"] + (["_published", "_diff"] if table.paper else [])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["run", "run_dir", "dataset"] + [f"{c.key}{s}" for c in table.columns for s in suffixes])
+    writer.writerow(
+        [table.row_header, "run_dir", "dataset"] + [f"{c.key}{s}" for c in table.columns for s in suffixes]
+    )
     for row in table.rows:
         values: list[str] = [row.name, str(row.run_dir), row.dataset or ""]
         for column in table.columns:
@@ -290,12 +317,15 @@ def to_csv(table: ReportTable) -> str:
     return out.getvalue()
 
 
-def render(table: ReportTable, fmt: str) -> str:
-    """The table in `fmt` (md, latex, csv, or html: the self-contained page with figures)."""
+def render(table: ReportTable, fmt: str, stability: str | Path | None = None) -> str:
+    """The table in `fmt` (md, latex, csv, or html: the self-contained page with figures, including the
+    PNG figures of the `tfbench stability` folder `stability`, which only the HTML page can show)."""
     if fmt == "html":
         from tfbench.reports.html import render_html
 
-        return render_html(table)
+        return render_html(table, stability=stability)
+    if stability is not None:
+        raise TfbenchError("--stability embeds figures in the HTML page: use it with --format html")
     renderers: dict[str, Callable[[ReportTable], str]] = {"md": to_markdown, "latex": to_latex, "csv": to_csv}
     if fmt not in renderers:
         raise TfbenchError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -18,6 +18,12 @@ a dict:
 It is written to a temporary sibling and renamed into place (`tfbench.fileio.atomic_path`), so a run killed
 while saving leaves the previous checkpoint whole. A run resumes from it only when the config agrees in
 every setting that changes results (`results_settings`); step counts, workers, intervals may change.
+
+`export_checkpoint` (`tfbench train export`) makes an inference-only copy: the same dict with only the
+networks inference needs (`INFERENCE_NETWORKS`), no optimiser, scaler or RNG state, optionally float16
+tensors, plus `label` (e.g. "synthetic-data demo weights") and `exported_from` (the source file's name,
+step and sha256). The loaders put `label` on the networks they return (their `label` attribute; "" for a
+training checkpoint), so a model or scorer built from a demo file says so. An export cannot be resumed.
 """
 
 from __future__ import annotations
@@ -39,8 +45,11 @@ from tfbench.models.generator import Generator
 __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT",
+    "INFERENCE_NETWORKS",
     "STAGE_NAMES",
     "checkpoint_config",
+    "checkpoint_label",
+    "export_checkpoint",
     "load_avsyncnet",
     "load_checkpoint",
     "load_generators",
@@ -56,6 +65,12 @@ FORMAT = "tfbench-train/1"
 CHECKPOINT_NAME = "last.pt"
 """The file a stage writes in its output folder and resumes from."""
 STAGE_NAMES = ("avsyncnet", "silent", "generator")
+INFERENCE_NETWORKS = {
+    "avsyncnet": ("avsyncnet",),
+    "silent": ("silent",),
+    "generator": ("generator", "silent"),
+}
+"""The networks of each stage's checkpoint that inference uses, all that an export keeps."""
 _FREE_TRAIN_KEYS = ("num_workers", "val_interval", "checkpoint_interval", "val_windows", "cache_clips")
 
 
@@ -86,6 +101,38 @@ def load_checkpoint(path: str | Path, stage: str | None = None) -> dict[str, Any
             f"(made by `tfbench train {stage}`)"
         )
     return data
+
+
+def checkpoint_label(data: Mapping[str, Any]) -> str:
+    """The label an exported checkpoint carries ("" for a training checkpoint)."""
+    return str(data.get("label", ""))
+
+
+def export_checkpoint(source: str | Path, dest: str | Path, label: str, half: bool = False) -> Path:
+    """Write an inference-only copy of training checkpoint `source` to `dest` (see the module docstring):
+    the stage's `INFERENCE_NETWORKS` (float16 floating tensors if `half`), config, step, metrics, data and
+    sources, with `label`; no optimiser, scaler or RNG state. Returns `dest`."""
+    from tfbench.weights import sha256_file  # the foundation layer; imported here to keep start-up light
+
+    data = load_checkpoint(source)
+    if not label.strip():
+        raise TfbenchError("an exported checkpoint needs a non-empty label (say what the weights are)")
+    stage = str(data["stage"])
+    models = data.get("models", {})
+    kept = [name for name in INFERENCE_NETWORKS[stage] if name in models]
+
+    def convert(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.half() if half and tensor.is_floating_point() else tensor
+
+    payload = {key: data[key] for key in ("format", "stage", "config", "step", "metrics", "sources", "data")}
+    payload["models"] = {name: {k: convert(v) for k, v in models[name].items()} for name in kept}
+    payload["label"] = label.strip()
+    payload["exported_from"] = {
+        "file": Path(source).name,
+        "step": data["step"],
+        "sha256": sha256_file(Path(source)),
+    }
+    return save_checkpoint(dest, payload)
 
 
 def checkpoint_config(data: Mapping[str, Any], source: str | Path) -> ModelConfig:
@@ -173,6 +220,7 @@ def load_avsyncnet(path: str | Path, device: str | torch.device = "cpu") -> tupl
     config = checkpoint_config(data, path)
     net = AVSyncNet(config.avsyncnet)
     load_state(net, _models(data, "avsyncnet", path), str(path), "AVSyncNet")
+    net.label = checkpoint_label(data)
     return config, net.to(device).eval()
 
 
@@ -185,9 +233,11 @@ def load_generators(
     config = checkpoint_config(data, path)
     lip = make_generator(config)
     load_state(lip, _models(data, "generator", path), str(path), "generator G_L")
+    lip.label = checkpoint_label(data)
     silent = None
     if config.ablation.use_silent_generator:
         silent = make_generator(config)
         load_state(silent, _models(data, "silent", path), str(path), "silent generator G_S")
+        silent.label = lip.label
         silent = silent.to(device).eval()
     return config, lip.to(device).eval(), silent

@@ -105,6 +105,8 @@ def _payload(
 def _resume(stage: Stage, path: Path) -> tuple[int, list[dict[str, float]], dict[str, str], dict[str, float]]:
     """Load a stage's state from its checkpoint; returns (step, history, sources, last training losses)."""
     data = load_checkpoint(path, stage.name)
+    if "optimizers" not in data:
+        raise TfbenchError(f"{path} is an exported, inference-only checkpoint; it cannot be resumed")
     check_resumable(data, stage.config, path)
     for name, module in stage.modules.items():
         load_state(module, data["models"][name], str(path), name)
