@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-DEMO_RUN := --dataset synthetic --root demo-data --detector none --metrics psnr,ssim,lmd
+# avsync scores with the packaged synthetic-data demo AVSyncNet (tfbench/models/demo/README.md).
+DEMO_RUN := --dataset synthetic --root demo-data --detector none --metrics psnr,ssim,lmd,avsync \
+	--weights avsyncnet=$$($(BIN)/tfbench weights path avsyncnet_demo)
 
 demo: $(STAMP)
 	$(BIN)/tfbench synth demo-data --layout lrs2 --speakers 2 --clips 2 --seconds 3 --seed 0
@@ -22,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/tfbench run --model ours_demo $(DEMO_RUN) --out runs/demo-ours_demo
 	$(BIN)/tfbench compare runs/demo-gt runs/demo-static
 	$(BIN)/tfbench compare runs/demo-static runs/demo-ours_demo
+	$(BIN)/tfbench report runs/demo-gt runs/demo-static runs/demo-ours_demo --format html --out runs/demo-report.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,4 +43,4 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) demo-data runs/demo-gt runs/demo-static runs/demo-ours_demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-data runs/demo-gt runs/demo-static runs/demo-ours_demo runs/demo-report.html .pytest_cache .mypy_cache .ruff_cache
