@@ -127,7 +127,8 @@ def test_tfbench_run_with_ours_on_synthetic_data(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`tfbench run` generates and scores a synthetic clip with `ours` (a trained checkpoint) and with
-    `ours_demo`; the run's config records the model and the weights file it used, with its sha256."""
+    `ours_demo`; the run's config records the model, the weights file it used with its sha256, and the
+    demo weights' label."""
     from tfbench.cli import app
 
     monkeypatch.setenv("TFBENCH_HOME", str(tmp_path / "home"))
@@ -146,5 +147,8 @@ def test_tfbench_run_with_ours_on_synthetic_data(
     if model == "ours_demo":
         assert Path(used["path"]) == weights.resolve("ours_demo")
         assert used["sha256"] == weights.spec("ours_demo").sha256
+        assert config["model_label"] == DEMO_LABEL  # a reader of the run folder sees what the weights are
+    else:
+        assert "model_label" not in config  # a training checkpoint has no label
     summary = (tmp_path / "run" / "summary.json").read_text()
     assert "psnr" in summary

@@ -70,15 +70,18 @@ class RunOptions:
         metric_settings: dict[str, str],
         weight_names: list[str],
         model_options: dict[str, str] | None = None,
+        model_label: str = "",
     ) -> dict[str, Any]:
         """Everything that identifies the run (compared on resume) plus what a reader needs to trust it.
 
         `model_options` (every option of the model, defaults included) is kept only for a model that has
-        options, so run folders of option-less models written before options existed still resume.
+        options, so run folders of option-less models written before options existed still resume; likewise
+        `model_label` (what the model's weights are, e.g. "synthetic-data demo weights") only where it is set.
         """
         return {
             "model": self.model,
             **({"model_options": dict(model_options)} if model_options else {}),
+            **({"model_label": model_label} if model_label else {}),
             "dataset": self.dataset,
             "root": str(Path(self.root).resolve()),
             "split": self.split,

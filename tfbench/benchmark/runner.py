@@ -173,7 +173,7 @@ class Runner:
         """Process every unfinished sample of this rank, then (rank 0) write results and summary."""
         used = [*self.model.weights, *(w for m in self.suite.metrics.values() for w in m.weights)]
         record = self.options.config_record(
-            self.dist, self.suite.settings_record(), used, self.model_options.record()
+            self.dist, self.suite.settings_record(), used, self.model_options.record(), self.model.label
         )
         self.store = RunStore(self.options.out_dir(record))
         self.store.open(record)

@@ -83,8 +83,7 @@ class OursModel(TalkingFaceModel):
                 f"{config.generator.face_size} px faces"
             )
         self.config = config
-        self.label = lip.label
-        """The checkpoint's label ("" for a training checkpoint, e.g. "synthetic-data demo weights")."""
+        self.label = lip.label  # "" for a training checkpoint
         self.device = torch.device(device)
         self.lip = lip.to(self.device).eval()
         self.silent = None if silent is None else silent.to(self.device).eval()

@@ -94,6 +94,9 @@ class TalkingFaceModel(ABC):
     weights: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     options_class: ClassVar[type[ModelOptions]] = ModelOptions
+    label: str = ""
+    """What the loaded weights are, where that matters to a reader (e.g. "synthetic-data demo weights");
+    recorded in the run's config."""
 
     @classmethod
     @abstractmethod
