@@ -86,3 +86,14 @@ def test_paired_comparison_detects_a_shift_and_not_noise() -> None:
     assert noise.p_value > 0.01
     with pytest.raises(ValueError, match="align"):
         paired_comparison(a, a[:-1])
+
+
+def test_paired_comparison_ties_equal_infinities_and_drops_one_sided_ones() -> None:
+    """Two runs whose frames both equal the reference (PSNR +inf) tie; a pair with one infinite side has no
+    finite difference and is dropped, as is a NaN."""
+    inf, nan = float("inf"), float("nan")
+    result = paired_comparison(np.array([inf, inf, 30.0, inf, nan]), np.array([inf, inf, 31.0, 25.0, 20.0]))
+    assert result.n == 3 and result.diff == pytest.approx(1 / 3)
+    assert result.mean_a == inf and result.mean_b == inf
+    both = paired_comparison(np.full(4, inf), np.full(4, inf))
+    assert both.n == 4 and both.diff == 0 and both.p_value == 1.0 and both.ci_low == both.ci_high == 0

@@ -87,17 +87,20 @@ def _summary(raw: np.ndarray, data: np.ndarray) -> Summary:
 
 
 def paired_comparison(a: np.ndarray, b: np.ndarray) -> PairedComparison:
-    """Compare two runs on the same samples (aligned arrays); pairs with a NaN or infinite side are dropped
-    (a difference with an infinity has no finite mean)."""
+    """Compare two runs on the same samples (aligned arrays). A pair with the same value on both sides is a
+    tie with difference 0, even when that value is infinite (PSNR of frames identical to the reference);
+    other pairs with a NaN or infinite side are dropped (such a difference has no finite mean)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"paired values must align, got {a.shape} and {b.shape}")
-    keep = np.isfinite(a) & np.isfinite(b)
+    keep = (np.isfinite(a) & np.isfinite(b)) | (a == b)
     a, b = a[keep], b[keep]
-    diff = b - a
+    diff = np.zeros_like(a)
+    differ = a != b  # b - a of two equal infinities would be NaN
+    diff[differ] = b[differ] - a[differ]
     low, high = bootstrap_ci(diff)
     if diff.size >= 2 and np.any(diff != 0):
-        p_value = float(scipy_stats.wilcoxon(b, a).pvalue)
+        p_value = float(scipy_stats.wilcoxon(diff).pvalue)
     else:  # identical runs (or too few pairs): no evidence of a difference
         p_value = 1.0 if diff.size >= 1 else float("nan")
     nan = float("nan")
